@@ -1,0 +1,52 @@
+"""Command line for administrators and checks (flask --app run ...)."""
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.extensions import db
+
+
+def register_cli(app):
+    @app.cli.command("demo-data")
+    @with_appcontext
+    def demo_data():
+        """Load the demo city into an empty database."""
+        from app.core.security import sync_roles
+        from app.org.demo import DEMO_LOGINS, load_demo_city
+        from app.org.models import OrgUnit
+
+        sync_roles(current_app.appbuilder)
+        if db.session.query(OrgUnit.id).first() is not None:
+            raise click.ClickException("Cơ sở dữ liệu đã có dữ liệu: chỉ nạp dữ liệu mẫu vào "
+                                       "cơ sở dữ liệu trống.")
+        load_demo_city(db.session)
+        click.echo("Đã nạp thành phố mẫu. Tài khoản (mật khẩu thuvien2025):")
+        for login, what in DEMO_LOGINS:
+            click.echo(f"  {login:<12} {what}")
+
+    @app.cli.command("generate-city")
+    @click.option("--scale", type=float, default=0.01, show_default=True,
+                  help="1.0 = the whole city (about 3,500 schools)")
+    @click.option("--seed", type=int, default=1, show_default=True)
+    @with_appcontext
+    def generate_city(scale, seed):
+        """Generate a city-scale organisation tree and accounts (deterministic)."""
+        from app.core.security import sync_roles
+        from app.org.generator import generate_city as run
+
+        sync_roles(current_app.appbuilder)
+        started = time.perf_counter()
+        stats = run(db.session, scale=scale, seed=seed)
+        click.echo(f"Đã tạo {stats['schools']} trường, {stats['offices']} phòng/cụm, "
+                   f"{stats['users']} tài khoản trong {time.perf_counter() - started:.1f} giây.")
+
+    @app.cli.command("sync-roles")
+    @with_appcontext
+    def sync_roles_cmd():
+        """Create permissions and synchronise the roles defined in code (run at deploy)."""
+        from app.core.security import sync_roles
+
+        sync_roles(current_app.appbuilder)
+        click.echo("Đã đồng bộ vai trò và quyền.")

@@ -1,0 +1,87 @@
+"""Vietnamese language helpers: collation, name order, folding, date formats.
+
+One place for everything that makes the application read and sort as Vietnamese.
+"""
+import datetime
+import functools
+import unicodedata
+
+import icu
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+DATE_FORMAT = "%d/%m/%Y"
+DATETIME_FORMAT = "%d/%m/%Y %H:%M"
+# Name of the Vietnamese collation in each database dialect (SQLite: registered below).
+COLLATION = {"postgresql": "vi-x-icu", "sqlite": "vi"}
+
+
+@functools.lru_cache(maxsize=1)
+def _collator():
+    return icu.Collator.createInstance(icu.Locale("vi_VN"))
+
+
+def collation_key(text):
+    """Sort key in Vietnamese alphabetical order (a ă â b c d đ e ê ...)."""
+    return _collator().getSortKey(text or "")
+
+
+def split_name(full_name):
+    """'Nguyễn Thị Minh Khai' -> ('Nguyễn', 'Thị Minh', 'Khai')."""
+    parts = (full_name or "").split()
+    if not parts:
+        return "", "", ""
+    if len(parts) == 1:
+        return "", "", parts[0]
+    return parts[0], " ".join(parts[1:-1]), parts[-1]
+
+
+def person_sort_key(full_name=None, family_and_middle=None, given=None):
+    """Vietnamese person order: given name, then middle name, then family name.
+
+    Accepts either a full name or the two parts FAB stores (last_name = family and
+    middle names, first_name = given name).
+    """
+    if full_name is not None:
+        family, middle, given = split_name(full_name)
+    else:
+        fam_parts = (family_and_middle or "").split()
+        family = fam_parts[0] if fam_parts else ""
+        middle = " ".join(fam_parts[1:])
+        given = given or ""
+    return (collation_key(given), collation_key(middle), collation_key(family))
+
+
+def fold(text):
+    """Diacritics-insensitive search form: 'Đường Nguyễn' -> 'duong nguyen'."""
+    text = (text or "").replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn").lower()
+
+
+def format_date(value):
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime):
+        return value.strftime(DATETIME_FORMAT)
+    return value.strftime(DATE_FORMAT)
+
+
+def collate(column, dialect_name):
+    """A column expression sorted with the Vietnamese collation of this database."""
+    name = COLLATION.get(dialect_name)
+    return column.collate(name) if name else column
+
+
+def _sqlite_vi_compare(a, b):
+    return _collator().compare(a or "", b or "")
+
+
+@event.listens_for(Engine, "connect")
+def _register_sqlite_collation(dbapi_connection, connection_record):
+    # SQLite has no Vietnamese collation: give every connection ICU's.
+    if hasattr(dbapi_connection, "create_collation"):
+        dbapi_connection.create_collation("vi", _sqlite_vi_compare)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,197 @@
+"""Roles defined in code and synchronised into the database; the security manager.
+
+Each registered view declares an `access_policy` (see POLICIES); `sync_roles` turns the
+policies into exactly one permission set per role. Nothing is granted by hand in the UI.
+"""
+import logging
+import re
+
+from flask import current_app
+from flask_appbuilder.exceptions import PasswordComplexityValidationError
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.sqla.models import Role
+from flask_babel import gettext, lazy_gettext as _l
+from sqlalchemy import text
+
+from app.core.enums import N_
+
+log = logging.getLogger(__name__)
+
+ROLE_DEPT_ADMIN = "dept_admin"
+ROLE_INSPECTOR = "dept_inspector"
+ROLE_OFFICER = "office_officer"
+ROLE_LIBRARIAN = "librarian"
+ROLE_PRINCIPAL = "principal"
+ROLE_TEACHER = "teacher"
+ROLE_STUDENT = "student"
+ROLE_PUBLIC = "public"
+
+ROLE_LABELS = {
+    ROLE_DEPT_ADMIN: N_("Department administrator"),
+    ROLE_INSPECTOR: N_("Department inspector"),
+    ROLE_OFFICER: N_("Office officer"),
+    ROLE_LIBRARIAN: N_("Librarian"),
+    ROLE_PRINCIPAL: N_("Principal"),
+    ROLE_TEACHER: N_("Teacher (reader)"),
+    ROLE_STUDENT: N_("Student (reader)"),
+    ROLE_PUBLIC: N_("Public"),
+}
+
+# Which kind of unit an account of each role must be bound to.
+ROLE_UNIT_KINDS = {
+    ROLE_DEPT_ADMIN: {"department"},
+    ROLE_INSPECTOR: {"department"},
+    ROLE_OFFICER: {"district_office", "ward_office", "cluster"},
+    ROLE_LIBRARIAN: {"school"},
+    ROLE_PRINCIPAL: {"school"},
+    ROLE_TEACHER: {"school"},
+    ROLE_STUDENT: {"school"},
+}
+
+WRITER_ROLES = frozenset({ROLE_LIBRARIAN})
+STAFF_ROLES = frozenset(
+    {ROLE_DEPT_ADMIN, ROLE_INSPECTOR, ROLE_OFFICER, ROLE_LIBRARIAN, ROLE_PRINCIPAL}
+)
+ALL_ROLES = STAFF_ROLES | {ROLE_TEACHER, ROLE_STUDENT}
+READ_ONLY_ROLES = frozenset({ROLE_INSPECTOR, ROLE_OFFICER, ROLE_PRINCIPAL})
+
+# Permission names that only read. Anything else (add, edit, delete, actions, imports) writes.
+READ_PERMISSIONS = frozenset(
+    {"can_list", "can_show", "can_download", "can_get", "can_info", "can_history",
+     "can_data", "menu_access"}
+)
+
+# policy -> (roles that read, roles that also write)
+POLICIES = {
+    # School-owned library data: the librarian writes their school; the others read their scope.
+    "school_data": (STAFF_ROLES, {ROLE_LIBRARIAN}),
+    # Organisation tree and accounts: the department administrator.
+    "org_admin": ({ROLE_DEPT_ADMIN, ROLE_INSPECTOR, ROLE_OFFICER}, {ROLE_DEPT_ADMIN}),
+    "city_settings": (STAFF_ROLES, {ROLE_DEPT_ADMIN}),
+    "accounts": ({ROLE_DEPT_ADMIN}, {ROLE_DEPT_ADMIN}),
+    "security_meta": ({ROLE_DEPT_ADMIN}, set()),
+    "audit": (STAFF_ROLES, set()),
+    "home": (ALL_ROLES, set()),
+    "self_service": (ALL_ROLES, ALL_ROLES),
+}
+
+# Flask-AppBuilder's own views, by class name.
+FAB_VIEW_POLICIES = {
+    "AppUserDBModelView": "accounts",
+    "RoleListView": "security_meta",
+    "GroupListView": "security_meta",
+    "ResetPasswordView": "accounts",
+    "ResetMyPasswordView": "self_service",
+    "UserInfoEditView": "self_service",
+    "UserStatsChartView": "accounts",
+    "LocaleView": "self_service",
+    "UtilView": "self_service",
+}
+# Permissions of the user view that every user needs for their own profile.
+SELF_SERVICE_USER_PERMS = {"can_userinfo", "resetmypassword", "userinfoedit"}
+
+
+def role_label(name):
+    return _l(ROLE_LABELS.get(name, name))
+
+
+# Roles are shown by their translated label wherever FAB prints a Role.
+Role.__repr__ = lambda self: str(role_label(self.name))
+Role.__str__ = Role.__repr__
+
+
+def password_policy(password):
+    """At least 8 characters with letters and digits (FAB_PASSWORD_COMPLEXITY_VALIDATOR)."""
+    if len(password or "") < 8:
+        raise PasswordComplexityValidationError(
+            gettext("The password must have at least 8 characters.")
+        )
+    if not re.search(r"[^\W\d_]", password) or not re.search(r"\d", password):
+        raise PasswordComplexityValidationError(
+            gettext("The password must contain both letters and digits.")
+        )
+
+
+def view_policy(view):
+    return getattr(view, "access_policy", None) or FAB_VIEW_POLICIES.get(type(view).__name__)
+
+
+def desired_permissions(appbuilder):
+    """{role name: {(permission, view_menu)}} computed from the registered views and menu."""
+    wanted = {name: set() for name in ALL_ROLES}
+    menu_targets = {}
+    for view in appbuilder.baseviews:
+        policy = view_policy(view)
+        perms = set(getattr(view, "base_permissions", None) or [])
+        view_menu = view.class_permission_name
+        if policy is None:
+            if type(view).__name__ == "AppUserDBModelView":
+                policy = "accounts"
+            else:
+                continue
+        readers, writers = POLICIES[policy]
+        for perm in perms:
+            is_read = perm in READ_PERMISSIONS
+            for role in ALL_ROLES:
+                if role in writers or (is_read and role in readers):
+                    wanted[role].add((perm, view_menu))
+        if type(view).__name__ == "AppUserDBModelView":
+            for role in ALL_ROLES:
+                for perm in SELF_SERVICE_USER_PERMS & perms:
+                    wanted[role].add((perm, view_menu))
+        menu_targets[view_menu] = view
+    # Menu entries: visible when the role can list/see the view behind them.
+    for category in appbuilder.menu.get_list():
+        items = category.childs or [category]
+        visible_in_category = {name: False for name in ALL_ROLES}
+        for item in items:
+            view = getattr(item, "baseview", None)
+            if view is None:
+                continue
+            for role in ALL_ROLES:
+                if any(vm == view.class_permission_name for _p, vm in wanted[role]):
+                    wanted[role].add(("menu_access", item.name))
+                    visible_in_category[role] = True
+        if category.childs:
+            for role, visible in visible_in_category.items():
+                if visible:
+                    wanted[role].add(("menu_access", category.name))
+    return wanted
+
+
+def sync_roles(appbuilder):
+    """Create every permission and role, and give each role exactly its permissions."""
+    sm = appbuilder.sm
+    session = sm.session
+    if session.get_bind().dialect.name == "postgresql":
+        # Several workers starting at once: one syncs, the others wait.
+        session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+    appbuilder.add_permissions(update_perms=True)
+    wanted = desired_permissions(appbuilder)
+    for name in sorted(ALL_ROLES | {ROLE_PUBLIC}):
+        role = sm.find_role(name) or sm.add_role(name)
+        pvs = []
+        for perm, view_menu in sorted(wanted.get(name, ())):
+            pv = sm.find_permission_view_menu(perm, view_menu) or sm.add_permission_view_menu(
+                perm, view_menu
+            )
+            pvs.append(pv)
+        role.permissions = pvs
+    session.commit()
+
+
+class AppSecurityManager(SecurityManager):
+    from app.org.models import AppUser as user_model  # noqa: N813
+    from app.org.views import AppUserDBModelView as userdbmodelview  # noqa: N813
+    from app.org.views import RoleListView as rolemodelview  # noqa: N813
+    from app.org.views import GroupListView as groupmodelview  # noqa: N813
+
+    userstatschartview = None  # loads Google Charts from the internet
+
+    def register_views(self):
+        super().register_views()
+        # FAB limits only the HTML login form; the JSON login gets the same limit.
+        if self.is_auth_limited:
+            for view in self.appbuilder.baseviews:
+                if type(view).__name__ == "SecurityApi":
+                    self.limiter.limit(self.auth_rate_limit, methods=["POST"])(view.blueprint)

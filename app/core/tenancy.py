@@ -1,0 +1,174 @@
+"""Tenancy: which schools the current user may see and write. One place, under everything.
+
+- `Scope` is computed once per request from the user's unit (and the dated tree at today's date).
+- `SchoolOwnedMixin` gives a table its direct `school_id`.
+- `SchoolScopeFilter` is the base filter every generated view and API inherits
+  (list, show, edit, delete, export, charts, REST: another school's row is simply not found).
+- `guard_flush` refuses, at flush time, any write of school data outside the actor's
+  writable school, whatever view or service tried it.
+"""
+import dataclasses
+import datetime
+from typing import FrozenSet, Optional
+
+from flask import g, has_request_context
+from flask_appbuilder.models.filters import BaseFilter
+from flask_login import current_user
+from sqlalchemy import Column, ForeignKey, Integer, event, or_, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, declared_attr, relationship
+
+from app.core.errors import TenancyError
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    all_schools: bool = False
+    school_ids: FrozenSet[int] = frozenset()
+    unit_ids: FrozenSet[int] = frozenset()  # every unit visible (offices, clusters, schools)
+    write_school_id: Optional[int] = None  # the librarian's own school
+
+    def can_see_school(self, school_id):
+        return self.all_schools or school_id in self.school_ids
+
+    def can_see_unit(self, unit_id):
+        return self.all_schools or unit_id in self.unit_ids
+
+    def can_write_school(self, school_id):
+        return self.write_school_id is not None and school_id == self.write_school_id
+
+
+EMPTY = Scope()
+
+
+def descendant_units(session, root_id, on=None):
+    """Ids of the units under `root_id` (both hierarchies) at date `on`, root included."""
+    from app.org.models import OrgLink
+
+    on = on or datetime.date.today()
+    seen = {root_id}
+    frontier = {root_id}
+    while frontier:
+        rows = session.execute(
+            select(OrgLink.child_id).where(
+                OrgLink.parent_id.in_(frontier),
+                OrgLink.valid_from <= on,
+                or_(OrgLink.valid_to.is_(None), OrgLink.valid_to >= on),
+            )
+        ).scalars()
+        frontier = set(rows) - seen
+        seen |= frontier
+    return seen
+
+
+def scope_for(session, user, on=None):
+    """The scope of `user` (an AppUser) at date `on` (today by default)."""
+    from app.core.security import WRITER_ROLES
+    from app.org.models import OrgUnit, UnitKind
+
+    if user is None or not getattr(user, "is_authenticated", False) or user.unit_id is None:
+        return EMPTY
+    unit = session.get(OrgUnit, user.unit_id)
+    if unit is None:
+        return EMPTY
+    if unit.kind == UnitKind.department:
+        return Scope(all_schools=True)
+    role_names = {r.name for r in user.roles}
+    if unit.kind == UnitKind.school:
+        ids = frozenset({unit.id})
+        writer = unit.id if role_names & WRITER_ROLES else None
+        return Scope(school_ids=ids, unit_ids=ids, write_school_id=writer)
+    on = on or datetime.date.today()
+    if unit.valid_to is not None and unit.valid_to < on:
+        # An office that has closed (e.g. a district office on 30/06/2025) keeps read access
+        # to the schools it had on its last day, for the reports of its period.
+        on = unit.valid_to
+    units = descendant_units(session, unit.id, on)
+    schools = session.execute(
+        select(OrgUnit.id).where(OrgUnit.id.in_(units), OrgUnit.kind == UnitKind.school)
+    ).scalars()
+    return Scope(school_ids=frozenset(schools), unit_ids=frozenset(units))
+
+
+def current_scope():
+    """Scope of the logged-in user, computed once per request."""
+    if not has_request_context():
+        return EMPTY
+    scope = g.get("_tenancy_scope")
+    if scope is None:
+        from app.extensions import db
+
+        scope = scope_for(db.session, current_user)
+        g._tenancy_scope = scope
+    return scope
+
+
+class SchoolOwnedMixin:
+    """Every school-owned table carries its school directly (never through a chain)."""
+
+    __tenant_owned__ = True
+    __audited__ = True
+
+    @declared_attr
+    def school_id(cls):
+        return Column(Integer, ForeignKey("org_unit.id"), nullable=False, index=True)
+
+    @declared_attr
+    def school(cls):
+        return relationship("OrgUnit", foreign_keys=[cls.school_id])
+
+
+def is_school_owned(model):
+    return getattr(model, "__tenant_owned__", False)
+
+
+def restrict_query(query, model, scope=None):
+    """Scope any query on a school-owned model (or on OrgUnit) to `scope`."""
+    from app.org.models import OrgUnit
+
+    scope = scope or current_scope()
+    if scope.all_schools:
+        return query
+    if model is OrgUnit or (isinstance(model, type) and issubclass(model, OrgUnit)):
+        return query.filter(model.id.in_(scope.unit_ids or {-1}))
+    return query.filter(model.school_id.in_(scope.school_ids or {-1}))
+
+
+class SchoolScopeFilter(BaseFilter):
+    """Base filter of every scoped view: FAB applies it to list, show, edit, delete, API."""
+
+    name = "Scope"
+    arg_name = None
+
+    def apply(self, query, value):
+        return restrict_query(query, self.model)
+
+
+def _owner_id(obj):
+    if obj.school_id is not None:
+        return obj.school_id
+    school = obj.__dict__.get("school")
+    return school.id if school is not None else None
+
+
+@event.listens_for(Session, "before_flush")
+def guard_flush(session, flush_context, instances):
+    """Refuse writes to school data outside the web actor's own school.
+
+    Only applies inside a request with a logged-in user: the CLI, the demo loader and
+    services called by trusted jobs pass their school explicitly.
+    """
+    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+        return
+    scope = current_scope()
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if not is_school_owned(type(obj)):
+            continue
+        owner = _owner_id(obj)
+        if not scope.can_write_school(owner):
+            raise TenancyError()
+        if obj in session.dirty:
+            # Moving a row to another school is never allowed from the web.
+            hist = sa_inspect(obj).attrs.school_id.history
+            if hist.deleted and any(v is not None and v != owner for v in hist.deleted):
+                raise TenancyError()
