@@ -26,6 +26,7 @@ def create_app(config_overrides=None):
     from app.core.i18n_forms import install_form_translations
 
     install_form_translations()
+    i18n.compile_catalogues(app.config["BABEL_TRANSLATION_DIRECTORIES"])
     with app.app_context():
         db.init_app(app)
         migrate.init_app(app, db, directory=os.path.join(BASE_DIR, "migrations"))

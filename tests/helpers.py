@@ -27,3 +27,8 @@ def post_form(client, url, data):
 
 def text(resp):
     return resp.get_data(as_text=True)
+
+
+def session_csrf(client):
+    """A valid CSRF token for this logged-in client (every user may open this form)."""
+    return csrf_token(client, "/resetmypassword/form")

@@ -85,3 +85,25 @@ def _register_sqlite_collation(dbapi_connection, connection_record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def compile_catalogues(translations_dir):
+    """Compile each messages.po into messages.mo when missing or older (fresh checkouts)."""
+    import os
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for lang in os.listdir(translations_dir):
+        po = os.path.join(translations_dir, lang, "LC_MESSAGES", "messages.po")
+        if not os.path.isfile(po):
+            continue
+        mo = po[:-3] + ".mo"
+        if os.path.exists(mo) and os.path.getmtime(mo) >= os.path.getmtime(po):
+            continue
+        with open(po, "rb") as fh:
+            catalog = read_po(fh, locale=lang)
+        tmp = f"{mo}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            write_mo(fh, catalog, use_fuzzy=False)
+        os.replace(tmp, mo)  # atomic: several workers may start at once

@@ -148,8 +148,11 @@ def desired_permissions(appbuilder):
             view = getattr(item, "baseview", None)
             if view is None:
                 continue
+            needed = ("can_list" if "can_list" in (view.base_permissions or [])
+                      else None)
             for role in ALL_ROLES:
-                if any(vm == view.class_permission_name for _p, vm in wanted[role]):
+                if any(vm == view.class_permission_name and (needed is None or p == needed)
+                       for p, vm in wanted[role]):
                     wanted[role].add(("menu_access", item.name))
                     visible_in_category[role] = True
         if category.childs:

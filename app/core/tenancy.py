@@ -94,13 +94,15 @@ def current_scope():
     """Scope of the logged-in user, computed once per request."""
     if not has_request_context():
         return EMPTY
-    scope = g.get("_tenancy_scope")
-    if scope is None:
+    # Keyed by user: `g` can outlive one login when app contexts are nested (tests, jobs).
+    key = getattr(current_user, "id", None)
+    cached = g.get("_tenancy_scope")
+    if cached is None or cached[0] != key:
         from app.extensions import db
 
-        scope = scope_for(db.session, current_user)
-        g._tenancy_scope = scope
-    return scope
+        cached = (key, scope_for(db.session, current_user))
+        g._tenancy_scope = cached
+    return cached[1]
 
 
 class SchoolOwnedMixin:

@@ -4,14 +4,15 @@ A new view gets the school scope by inheriting `SchoolScopedModelView`, not by r
 """
 import datetime
 
-from flask import abort, flash, url_for
-from flask_appbuilder import ModelView
+from flask import abort, flash, redirect, request
+from flask_appbuilder import ModelView, expose
+from flask_appbuilder._compat import as_unicode
+from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
-from markupsafe import Markup
-from sqlalchemy import Date, DateTime, Enum
-from wtforms import DateField, SelectField
+from sqlalchemy import Boolean, Date, DateTime, Enum
+from wtforms import BooleanField, DateField, SelectField
 from wtforms.validators import DataRequired, Optional
 
 from app.core import i18n
@@ -84,6 +85,21 @@ def _fmt_date(value):
     return i18n.format_date(value)
 
 
+def _enum_formatter(enum_cls):
+    """FAB hands formatters the member, its name or its value (the msgid): show the label."""
+
+    def fmt(value):
+        if value is None or value == "":
+            return ""
+        if isinstance(value, enum_cls):
+            return value.label
+        if value in enum_cls.__members__:
+            return enum_cls[value].label
+        return _l(value)
+
+    return fmt
+
+
 def _fmt_bool(value):
     return _l("Yes") if value else _l("No")
 
@@ -126,17 +142,50 @@ class AppModelView(ModelView):
                 self.formatters_columns.setdefault(key, _fmt_date)
             elif isinstance(column.type, Enum) and column.type.enum_class is not None:
                 enum_cls = column.type.enum_class
-                self.formatters_columns.setdefault(key, lambda v: v.label if v else "")
+                self.formatters_columns.setdefault(key, _enum_formatter(enum_cls))
                 field = LabeledEnumField(enum_cls, label, validators=validators)
+            elif isinstance(column.type, Boolean):
+                # An unticked box is a valid "no": never "required".
+                self.formatters_columns.setdefault(key, _fmt_bool)
+                field = BooleanField(label, default=column.default.arg if column.default
+                                     is not None else False)
             if field is not None:
                 self.add_form_extra_fields.setdefault(key, field)
                 self.edit_form_extra_fields.setdefault(key, field)
-        for key, column in columns.items():
-            if str(column.type) == "BOOLEAN":
-                self.formatters_columns.setdefault(key, _fmt_bool)
 
-    def _flash_domain_error(self, error):
-        flash(str(error), "danger")
+    def get_action_permission_name(self, name):
+        if name not in (self.actions or {}):
+            abort(404)
+        return super().get_action_permission_name(name)
+
+    # FAB's action routes load rows with datamodel.get(pk) WITHOUT the base filters:
+    # re-implemented so that an action can never reach a row outside the user's scope.
+    @expose("/action/<string:name>/<pk>", methods=["GET", "POST"])
+    def action(self, name, pk):
+        if not self.is_get_mutation_allowed():
+            flash(as_unicode(FLAMSG_ERR_SEC_ACCESS_DENIED), "danger")
+            return redirect(self.get_redirect())
+        permission_name = self.get_action_permission_name(name)
+        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
+            flash(as_unicode(FLAMSG_ERR_SEC_ACCESS_DENIED), "danger")
+            return redirect(".")
+        item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+        if item is None:
+            abort(404)
+        return self.actions[name].func(item)
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        name = request.form.get("action", "")
+        permission_name = self.get_action_permission_name(name)
+        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
+            flash(as_unicode(FLAMSG_ERR_SEC_ACCESS_DENIED), "danger")
+            return redirect(".")
+        items = [self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+                 for pk in request.form.getlist("rowid")]
+        if any(item is None for item in items):
+            abort(404)
+        return self.actions[name].func(items)
 
 
 class SchoolScopedModelView(AppModelView):
