@@ -81,7 +81,7 @@ AUTH_USER_REGISTRATION = False
 
 # Password policy (app.core.security.password_policy) on every password form.
 FAB_PASSWORD_COMPLEXITY_ENABLED = True
-FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.core.security.password_policy"
+# FAB_PASSWORD_COMPLEXITY_VALIDATOR is set to app.core.security.password_policy in create_app.
 
 # Login attempts rate-limited (Flask-Limiter, through Flask-AppBuilder).
 AUTH_RATE_LIMITED = _flag("AUTH_RATE_LIMITED", True)

@@ -19,6 +19,9 @@ def create_app(config_overrides=None):
     if config_overrides:
         app.config.update(config_overrides)
     app.config.setdefault("FAB_BASE_TEMPLATE", "app/baselayout.html")
+    from app.core.security import password_policy
+
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_policy)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("flask_appbuilder").setLevel(logging.WARNING)
 

@@ -1,4 +1,4 @@
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.core.datamodel import VNInterface as SQLAInterface
 from flask_babel import lazy_gettext as _l
 
 from app.collection.models import Location

@@ -2,7 +2,7 @@
 from flask import abort
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.core.datamodel import VNInterface as SQLAInterface
 from flask_babel import lazy_gettext as _l
 
 from app.core.audit import AuditLog

@@ -191,6 +191,13 @@ class AppSecurityManager(SecurityManager):
 
     userstatschartview = None  # loads Google Charts from the internet
 
+    def __init__(self, appbuilder):
+        super().__init__(appbuilder)
+        from app.core.datamodel import VNInterface
+
+        # Accounts list sorted the Vietnamese way (given name, then family and middle).
+        self.userdbmodelview.datamodel = VNInterface(self.user_model)
+
     def register_views(self):
         super().register_views()
         # FAB limits only the HTML login form; the JSON login gets the same limit.

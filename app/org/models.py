@@ -166,6 +166,7 @@ class AppUser(User):
 
     __tablename__ = "ab_user"
     __audited__ = True
+    __sort_with__ = {"first_name": ("last_name",), "last_name": ("first_name",)}
 
     unit_id = Column(Integer, ForeignKey("org_unit.id"), index=True)
     unit = relationship(OrgUnit, foreign_keys=[unit_id])

@@ -1,5 +1,5 @@
 """Screens of the organisation tree, school years and accounts (department administrator)."""
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.core.datamodel import VNInterface as SQLAInterface
 from flask_appbuilder.security.sqla.models import Group, Role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import lazy_gettext as _l
@@ -189,14 +189,19 @@ class AppUserDBModelView(UserDBModelView):
     }
     base_order = ("first_name", "asc")
 
-    def pre_add(self, item):
+    def _validate(self, item):
         try:
             services.validate_account(item)
         except ValidationError as error:
             _reject(self, error)
 
+    def pre_add(self, item):
+        self._validate(item)
+        super().pre_add(item)  # hashes the password
+
     def pre_update(self, item):
-        self.pre_add(item)
+        self._validate(item)
+        super().pre_update(item)
 
 
 class RoleListView(AppModelView):
