@@ -80,6 +80,12 @@ def _register_error_pages(app):
     from flask_babel import gettext
 
     def page(code, message):
+        from flask import g
+        from flask_login import current_user
+
+        # Errors raised before FAB's before_request (CSRF) still render the menu.
+        if "user" not in g:
+            g.user = current_user
         return render_template("app/error.html", code=code, message=message,
                                base_template=app.appbuilder.base_template,
                                appbuilder=app.appbuilder), code

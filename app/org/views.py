@@ -214,6 +214,7 @@ class RoleListView(AppModelView):
     show_title = _l("Show Role")
     label_columns = {"name": _l("Name"), "permissions": _l("Permissions")}
     list_columns = ["name"]
+    search_columns = ["name"]
     show_columns = ["name", "permissions"]
     formatters_columns = {"name": lambda name: role_label(name)}
 
@@ -226,3 +227,4 @@ class GroupListView(AppModelView):
     label_columns = {"name": _l("Name"), "label": _l("Label"),
                      "description": _l("Description")}
     list_columns = ["name", "label", "description"]
+    search_columns = ["name", "label"]
