@@ -117,3 +117,25 @@ def test_production_start_creates_no_demo_accounts(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 0 True"
+
+
+def test_create_admin_command_bootstraps_an_installation(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-admin", "--username", "quantri", "--email",
+                                 "quantri@example.vn", "--password", "ngan"])
+    assert result.exit_code != 0 and "ít nhất 8 ký tự" in result.output
+    result = runner.invoke(args=["create-admin", "--username", "quantri", "--email",
+                                 "quantri@example.vn", "--password", "QuanTri2026"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        from app.core.tenancy import scope_for
+        from app.org.models import AppUser
+
+        user = db.session.execute(select(AppUser).where(AppUser.username == "quantri")
+                                  ).scalar_one()
+        assert user.unit.code == "SGD79" and [r.name for r in user.roles] == ["dept_admin"]
+        assert scope_for(db.session, user).all_schools
+    assert login(app.test_client(), "quantri", "QuanTri2026").status_code == 302
+    result = runner.invoke(args=["create-admin", "--username", "quantri", "--email",
+                                 "x@example.vn", "--password", "QuanTri2026"])
+    assert result.exit_code != 0 and "đã tồn tại" in result.output

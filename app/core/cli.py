@@ -42,6 +42,47 @@ def register_cli(app):
         click.echo(f"Đã tạo {stats['schools']} trường, {stats['offices']} phòng/cụm, "
                    f"{stats['users']} tài khoản trong {time.perf_counter() - started:.1f} giây.")
 
+    @app.cli.command("create-admin")
+    @click.option("--username", required=True)
+    @click.option("--given-name", default="Quản trị")
+    @click.option("--family-name", default="Sở")
+    @click.option("--email", required=True)
+    @click.option("--department-code", default="SGD79", show_default=True)
+    @click.option("--department-name",
+                  default="Sở Giáo dục và Đào tạo Thành phố Hồ Chí Minh", show_default=True)
+    @click.password_option()
+    @with_appcontext
+    def create_admin(username, given_name, family_name, email, department_code,
+                     department_name, password):
+        """First department administrator of a new installation (creates the department)."""
+        from werkzeug.security import generate_password_hash
+
+        from app.core.audit import acting_as
+        from app.core.security import ROLE_DEPT_ADMIN, password_policy, sync_roles
+        from app.org.models import AppUser, OrgUnit, UnitKind
+
+        sync_roles(current_app.appbuilder)
+        try:
+            password_policy(password)
+        except Exception as error:  # PasswordComplexityValidationError
+            raise click.ClickException(str(error))
+        sm = current_app.appbuilder.sm
+        if sm.find_user(username=username):
+            raise click.ClickException(f"Tài khoản {username} đã tồn tại.")
+        with acting_as(name="cli"):
+            dept = db.session.query(OrgUnit).filter_by(code=department_code).one_or_none()
+            if dept is None:
+                dept = OrgUnit(code=department_code, name=department_name,
+                               kind=UnitKind.department)
+                db.session.add(dept)
+            user = AppUser(username=username, first_name=given_name, last_name=family_name,
+                           email=email, active=True, unit=dept,
+                           roles=[sm.find_role(ROLE_DEPT_ADMIN)],
+                           password=generate_password_hash(password))
+            db.session.add(user)
+            db.session.commit()
+        click.echo(f"Đã tạo tài khoản quản trị Sở {username} ({dept.name}).")
+
     @app.cli.command("sync-roles")
     @with_appcontext
     def sync_roles_cmd():
