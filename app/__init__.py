@@ -90,6 +90,10 @@ def _register_error_pages(app):
                                base_template=app.appbuilder.base_template,
                                appbuilder=app.appbuilder), code
 
+    @app.errorhandler(403)
+    def forbidden(_e):
+        return page(403, gettext("Access is Denied"))
+
     @app.errorhandler(404)
     def not_found(_e):
         return page(404, gettext("Page not found."))

@@ -20,6 +20,7 @@ class LocationKind(LabeledEnum):
 
 class Location(SchoolOwnedMixin, Model):
     __tablename__ = "location"
+    __label__ = N_("Shelving location")
 
     id = Column(Integer, primary_key=True)
     code = Column(String(20), nullable=False)

@@ -47,6 +47,21 @@ class AuditLog(Model):
     def action_label(self):
         return AuditAction[self.action].label
 
+    @property
+    def table_label(self):
+        return table_label(self.table_name)
+
+
+def table_label(table_name):
+    """The translated name of an audited table ("location" -> "Kho/vị trí xếp giá")."""
+    from flask_babel import lazy_gettext
+
+    for mapper in Model.registry.mappers:
+        cls = mapper.class_
+        if getattr(cls, "__tablename__", None) == table_name and getattr(cls, "__label__", None):
+            return lazy_gettext(cls.__label__)
+    return table_name
+
 
 class acting_as:
     """Context manager naming the actor of changes made outside a request."""

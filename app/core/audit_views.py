@@ -34,12 +34,13 @@ class AuditLogView(AppModelView):
         "at": _l("Time (UTC)"),
         "username": _l("By"),
         "table_name": _l("Table"),
+        "table_label": _l("Table"),
         "row_id": _l("Record no."),
         "action_label": _l("Action"),
         "changes": _l("Changes"),
     }
-    list_columns = ["at", "username", "table_name", "row_id", "action_label"]
-    show_columns = ["at", "username", "table_name", "row_id", "action_label", "changes"]
+    list_columns = ["at", "username", "table_label", "row_id", "action_label"]
+    show_columns = ["at", "username", "table_label", "row_id", "action_label", "changes"]
     search_columns = ["username", "table_name", "row_id", "at"]
     base_order = ("at", "desc")
     formatters_columns = {"at": format_date}

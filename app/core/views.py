@@ -100,6 +100,10 @@ def _enum_formatter(enum_cls):
     return fmt
 
 
+def _fmt_plain(value):
+    return "" if value is None else value
+
+
 def _fmt_bool(value):
     return _l("Yes") if value else _l("No")
 
@@ -152,6 +156,8 @@ class AppModelView(ModelView):
             if field is not None:
                 self.add_form_extra_fields.setdefault(key, field)
                 self.edit_form_extra_fields.setdefault(key, field)
+            # An empty value is shown empty, never as "None".
+            self.formatters_columns.setdefault(key, _fmt_plain)
 
     def get_action_permission_name(self, name):
         if name not in (self.actions or {}):

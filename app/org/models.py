@@ -52,6 +52,7 @@ def enum_column(enum_cls, **kw):
 class OrgUnit(Model):
     __tablename__ = "org_unit"
     __audited__ = True
+    __label__ = N_("Unit")
 
     id = Column(Integer, primary_key=True)
     code = Column(String(20), unique=True, nullable=False)
@@ -108,6 +109,7 @@ class OrgLink(Model):
 
     __tablename__ = "org_link"
     __audited__ = True
+    __label__ = N_("Placement")
 
     id = Column(Integer, primary_key=True)
     child_id = Column(Integer, ForeignKey("org_unit.id", ondelete="CASCADE"), nullable=False)
@@ -134,6 +136,7 @@ class SchoolYear(Model):
 
     __tablename__ = "school_year"
     __audited__ = True
+    __label__ = N_("School year")
 
     id = Column(Integer, primary_key=True)
     name = Column(String(20), unique=True, nullable=False)  # "2025–2026"
@@ -168,6 +171,15 @@ class AppUser(User):
     __audited__ = True
     __sort_with__ = {"first_name": ("last_name",), "last_name": ("first_name",)}
 
+    __label__ = N_("Account")
+
     unit_id = Column(Integer, ForeignKey("org_unit.id"), index=True)
     unit = relationship(OrgUnit, foreign_keys=[unit_id])
     phone = Column(String(30))
+
+    def get_full_name(self):
+        # Vietnamese order: family and middle names, then the given name.
+        return f"{self.last_name} {self.first_name}".strip()
+
+    def __repr__(self):
+        return self.get_full_name()

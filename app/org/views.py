@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, ValidationError as FormError
 from app.core.errors import ValidationError
 from app.core.security import ROLE_UNIT_KINDS, role_label
 from app.core.tenancy import SchoolScopeFilter
+from app.core.i18n import format_date
 from app.core.views import AppModelView
 from app.org import services
 from app.org.models import AppUser, OrgLink, OrgUnit, SchoolYear
@@ -188,6 +189,13 @@ class AppUserDBModelView(UserDBModelView):
         "roles": [DataRequired(message=_l("Choose at least one role.")), _roles_fit_unit],
     }
     base_order = ("first_name", "asc")
+    formatters_columns = {
+        "active": lambda v: _l("Yes") if v else _l("No"),
+        "last_login": format_date, "created_on": format_date, "changed_on": format_date,
+        "login_count": lambda v: v or 0, "fail_login_count": lambda v: v or 0,
+        "created_by": lambda v: v or "", "changed_by": lambda v: v or "",
+        "email": lambda v: v or "", "phone": lambda v: v or "",
+    }
 
     def _validate(self, item):
         try:
