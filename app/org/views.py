@@ -3,6 +3,7 @@ from app.core.datamodel import VNInterface as SQLAInterface
 from flask_appbuilder.security.sqla.models import Group, Role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
 from wtforms.validators import DataRequired, ValidationError as FormError
 
 from app.core.errors import ValidationError
@@ -212,6 +213,43 @@ class AppUserDBModelView(UserDBModelView):
         super().pre_update(item)
 
 
+PERMISSION_LABELS = {
+    "can_list": _l("List"), "can_show": _l("Show"), "can_add": _l("Add"),
+    "can_edit": _l("Edit"), "can_delete": _l("Delete"), "can_download": _l("Download"),
+    "can_history": _l("History of changes"), "menu_access": _l("Menu"),
+    "can_userinfo": _l("Your user information"), "resetmypassword": _l("Reset my password"),
+    "resetpasswords": _l("Reset Password"), "userinfoedit": _l("Edit User"),
+    "can_this_form_get": _l("Open the form"), "can_this_form_post": _l("Submit the form"),
+}
+
+
+def _view_label(name):
+    """A permission's view or menu name, as the user sees it on screens."""
+    from flask import current_app
+
+    appbuilder = current_app.appbuilder
+    for view in appbuilder.baseviews:
+        if view.class_permission_name == name:
+            title = getattr(view, "list_title", None) or getattr(view, "form_title", None)
+            if title:
+                return title
+    for item in appbuilder.menu.get_list():
+        for entry in [item] + list(item.childs or []):
+            if entry.name == name:
+                return entry.label or name
+    return name
+
+
+def _permissions_list(permissions):
+    """Permissions of a role in words: 'Xem danh sách — Kho và vị trí xếp giá'."""
+    rows = sorted(
+        (str(_view_label(pv.view_menu.name)),
+         str(PERMISSION_LABELS.get(pv.permission.name, pv.permission.name)))
+        for pv in permissions or [])
+    items = "".join(f"<li>{escape(view)}: {escape(perm)}</li>" for view, perm in rows)
+    return Markup(f'<ul class="list-unstyled">{items}</ul>')
+
+
 class RoleListView(AppModelView):
     """Roles are defined in code (app.core.security): listed here, never edited."""
 
@@ -224,7 +262,8 @@ class RoleListView(AppModelView):
     list_columns = ["name"]
     search_columns = ["name"]
     show_columns = ["name", "permissions"]
-    formatters_columns = {"name": lambda name: role_label(name)}
+    formatters_columns = {"name": lambda name: role_label(name),
+                          "permissions": _permissions_list}
 
 
 class GroupListView(AppModelView):
