@@ -18,3 +18,6 @@ def register_views(appbuilder):
         category="Organisation")
     add(AuditLogView, "Change history", label=_l("Change history"), icon="fa-history",
         category="Organisation")
+
+    # Library work first; account administration ("Security") last.
+    appbuilder.menu.menu.sort(key=lambda item: item.name == "Security")

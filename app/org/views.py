@@ -196,6 +196,7 @@ class AppUserDBModelView(UserDBModelView):
         "login_count": lambda v: v or 0, "fail_login_count": lambda v: v or 0,
         "created_by": lambda v: v or "", "changed_by": lambda v: v or "",
         "email": lambda v: v or "", "phone": lambda v: v or "",
+        "roles": lambda roles: ", ".join(str(r) for r in roles or []),
     }
 
     def _validate(self, item):
