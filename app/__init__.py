@@ -25,6 +25,7 @@ def create_app(config_overrides=None):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("flask_appbuilder").setLevel(logging.WARNING)
 
+    from app import models  # noqa: F401  (every model, before mappers configure)
     from app.core import audit, i18n, tenancy  # noqa: F401  (register listeners)
     from app.core.i18n_forms import install_form_translations
 
@@ -68,6 +69,9 @@ def _register_template_helpers(app):
         return Markup(json.dumps(plain, ensure_ascii=False).replace("</", "<\\/"))
 
     app.jinja_env.filters["tojson_charts"] = tojson_charts
+    from app.catalog.services import hyphenate_isbn
+
+    app.jinja_env.filters["isbn"] = hyphenate_isbn
 
     from flask_babel import get_locale
 

@@ -50,9 +50,7 @@ def get_metadata():
     # not Flask-SQLAlchemy's: point Alembic at that metadata or it sees nothing.
     from flask_appbuilder import Model
 
-    import app.collection.models  # noqa: F401
-    import app.core.audit  # noqa: F401
-    import app.org.models  # noqa: F401
+    import app.models  # noqa: F401  (every domain's models)
 
     return Model.metadata
 

@@ -3,18 +3,48 @@ from flask_babel import lazy_gettext as _l
 
 
 def register_views(appbuilder):
-    from app.collection.views import LocationView
+    from app.catalog.views import (
+        ClassificationSchemeView,
+        ClassNumberView,
+        DocumentTypeView,
+        RecordView,
+        UnionCatalogueView,
+    )
+    from app.collection.views import (
+        AccessionSeriesView,
+        CopyView,
+        IntakeView,
+        LibrarySettingsView,
+        LocationView,
+    )
     from app.core.audit_views import AuditLogView
     from app.org.views import OrgLinkView, OrgUnitView, SchoolYearView
 
     add = appbuilder.add_view
-    add(LocationView, "Shelving locations", label=_l("Shelving locations"), icon="fa-book",
-        category="Library", category_label=_l("Library"), category_icon="fa-book-open")
+    lib = dict(category="Library", category_label=_l("Library"), category_icon="fa-book-open")
+    add(RecordView, "Catalogue", label=_l("Catalogue"), icon="fa-book", **lib)
+    add(UnionCatalogueView, "Union catalogue", label=_l("Union catalogue"), icon="fa-globe",
+        **lib)
+    add(CopyView, "Copies", label=_l("Copies"), icon="fa-barcode", **lib)
+    add(IntakeView, "General register – intakes", label=_l("General register – intakes"),
+        icon="fa-truck", **lib)
+    add(LocationView, "Shelving locations", label=_l("Shelving locations"), icon="fa-th",
+        **lib)
+    add(AccessionSeriesView, "Accession series", label=_l("Accession series"),
+        icon="fa-list-ol", **lib)
+    add(LibrarySettingsView, "Library settings", label=_l("Library settings"), icon="fa-cog",
+        **lib)
     add(OrgUnitView, "Units", label=_l("Units"), icon="fa-sitemap",
         category="Organisation", category_label=_l("Organisation"), category_icon="fa-sitemap")
     add(OrgLinkView, "Placements in the tree", label=_l("Placements in the tree"),
         icon="fa-project-diagram", category="Organisation")
     add(SchoolYearView, "School years", label=_l("School years"), icon="fa-calendar",
+        category="Organisation")
+    add(ClassificationSchemeView, "Classification schemes", label=_l("Classification schemes"),
+        icon="fa-sitemap", category="Organisation")
+    add(ClassNumberView, "Class numbers", label=_l("Class numbers"), icon="fa-list",
+        category="Organisation")
+    add(DocumentTypeView, "Document types", label=_l("Document types"), icon="fa-tags",
         category="Organisation")
     add(AuditLogView, "Change history", label=_l("Change history"), icon="fa-history",
         category="Organisation")

@@ -100,6 +100,13 @@ def _enum_formatter(enum_cls):
     return fmt
 
 
+def reject(view, error):
+    """Undo the form's changes to the session, then raise: FAB flashes the message and
+    saves nothing."""
+    view.datamodel.session.rollback()
+    raise error
+
+
 def _fmt_plain(value):
     return "" if value is None else value
 

@@ -136,6 +136,7 @@ def _load(session, sm):
                          kind=LocationKind.class_shelf))
 
     s1, s2 = schools["79000001"], schools["79000002"]
+    _load_catalogue(session, schools)
     _user(session, sm, "admin", "Trần Quốc", "Bảo", dept, ROLE_DEPT_ADMIN)
     _user(session, sm, "thanhtra", "Lê Thị Hồng", "Nhung", dept, ROLE_INSPECTOR)
     _user(session, sm, "phong", "Phạm Văn", "Đức", q1, ROLE_OFFICER)
@@ -146,3 +147,60 @@ def _load(session, sm):
     _user(session, sm, "giaovien", "Bùi Thanh", "Tâm", s1, ROLE_TEACHER)
     _user(session, sm, "hocsinh", "Lý Gia", "Huy", s1, ROLE_STUDENT)
     session.flush()
+
+
+# Real Vietnamese books (title, authors, publisher, year, pages, size, ISBN, price, class, type).
+BOOKS = [
+    ("Tôi thấy hoa vàng trên cỏ xanh", "Nguyễn Nhật Ánh", "Nhà xuất bản Trẻ", 2018, "378 tr.",
+     20, "9786041000124", 125000, "895.9223", "STN"),
+    ("Dế Mèn phiêu lưu ký", "Tô Hoài", "Nhà xuất bản Kim Đồng", 2020, "144 tr.", 21, None,
+     45000, "895.9223", "STN"),
+    ("Đất rừng phương Nam", "Đoàn Giỏi", "Nhà xuất bản Kim Đồng", 2019, "300 tr.", 21, None,
+     80000, "895.9223", "STN"),
+    ("Lịch sử Việt Nam bằng tranh", "Trần Bạch Đằng; chủ biên", "Nhà xuất bản Trẻ", 2017,
+     "120 tr.", 19, None, 30000, "959.7", "STK"),
+    ("Truyện Kiều", "Nguyễn Du", "Nhà xuất bản Văn học", 2015, "250 tr.", 19, None, 60000,
+     "895.9221", "STK"),
+    ("Toán 6. Tập 1", "Hà Huy Khoái; chủ biên", "Nhà xuất bản Giáo dục Việt Nam", 2021,
+     "128 tr.", 27, None, 22000, "510", "SGK"),
+    ("Ngữ văn 6. Tập 1", "Bùi Mạnh Hùng; chủ biên", "Nhà xuất bản Giáo dục Việt Nam", 2021,
+     "144 tr.", 27, None, 25000, "495.922", "SGK"),
+    ("Hướng dẫn nghiệp vụ thư viện trường học", "Lê Văn Viết", "Nhà xuất bản Giáo dục",
+     2016, "220 tr.", 24, None, 70000, "020", "SNV"),
+]
+
+
+def _load_catalogue(session, schools):
+    from sqlalchemy import select
+
+    from app.catalog.models import DocumentType, Record
+    from app.catalog.services import compute_call_number
+    from app.collection.models import AccessionSeries, Funding, Location
+    from app.collection.services import add_copies, create_intake, ensure_library
+
+    types = {t.code: t for t in session.execute(select(DocumentType)).scalars()}
+    for school in schools.values():
+        ensure_library(session, school)
+    for code, books in (("79000001", BOOKS), ("79000002", BOOKS[:4])):
+        school = schools[code]
+        series = {s.code: s for s in session.execute(select(AccessionSeries).where(
+            AccessionSeries.school_id == school.id)).scalars()}
+        open_stack = session.execute(select(Location).where(
+            Location.school_id == school.id, Location.code == "KM")).scalar_one()
+        intake = create_intake(session, school, datetime.date(2025, 9, 15),
+                               "Nhà sách Fahasa", "HĐ 0012345", Funding.state_budget)
+        gift = create_intake(session, school, datetime.date(2025, 11, 20),
+                             "Hội cha mẹ học sinh tặng", "BB 05/2025", Funding.donation)
+        for i, (title, authors, publisher, year, pages, size, isbn, price, klass, kind) in \
+                enumerate(books):
+            record = Record(school=school, school_id=school.id, title=title, publisher=publisher,
+                            place="Hà Nội" if "Giáo dục" in publisher else "TP. Hồ Chí Minh",
+                            year=year, pages=pages, size_cm=size, isbn=isbn, price=price,
+                            language="vie", class_number=klass, document_type=types[kind],
+                            scheme_id=1)
+            record.authors_text = authors
+            compute_call_number(record)
+            session.add(record)
+            session.flush()
+            add_copies(session, school, record, series[kind], 3 if kind != "SGK" else 10,
+                       location=open_stack, intake=intake if i % 3 else gift)

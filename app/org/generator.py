@@ -28,6 +28,7 @@ from sqlalchemy import insert, select
 
 from app.core.errors import ValidationError
 from app.core.security import ROLE_LIBRARIAN, ROLE_OFFICER, ROLE_PRINCIPAL
+from app.org.demo import SCHOOLS as DEMO_SCHOOLS
 from app.org.models import FAR_PAST, AppUser, Hierarchy, OrgLink, OrgUnit, UnitKind
 
 REFORM_DAY = datetime.date(2025, 7, 1)  # district offices abolished, ward offices start
@@ -361,8 +362,6 @@ def plan_city(scale=0.01, seed=1):
     counts = {cat: _scaled(full, scale) for cat, full in SCHOOLS_AT_FULL_SCALE.items()}
     if sum(counts.values()) < MIN_SCHOOLS:
         counts["MN"] += MIN_SCHOOLS - sum(counts.values())
-    from app.org.demo import SCHOOLS as DEMO_SCHOOLS
-
     used_names = {row[1] for row in DEMO_SCHOOLS}
     wards_order = list(range(len(wards)))
     raw = []
@@ -452,12 +451,14 @@ class CityAlreadyGenerated(ValidationError, click.ClickException):
 
     def __init__(self, message, **params):
         ValidationError.__init__(self, message, **params)
-        # ClickException.__init__ (reached through DomainError) stored the rendered text:
-        # keep the lazy message so it renders in the current language.
+        # Click prints the error after the command's app context has ended, when Flask-Babel
+        # no longer translates: keep the text rendered now (in the app's language) for it,
+        # and the lazy message for everyone else.
+        self.rendered = str(self)
         self.message = message
 
     def format_message(self):
-        return str(self)
+        return self.rendered
 
 
 def _chunks(items, size=BATCH):

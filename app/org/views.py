@@ -10,7 +10,7 @@ from app.core.errors import ValidationError
 from app.core.security import ROLE_UNIT_KINDS, role_label
 from app.core.tenancy import SchoolScopeFilter
 from app.core.i18n import format_date
-from app.core.views import AppModelView
+from app.core.views import AppModelView, reject
 from app.org import services
 from app.org.models import AppUser, OrgLink, OrgUnit, SchoolYear
 
@@ -31,12 +31,6 @@ UNIT_LABELS = {
     "valid_from": _l("Valid from"),
     "valid_to": _l("Valid to"),
 }
-
-
-def _reject(view, error):
-    """Undo the form's changes to the session, then let FAB flash the message."""
-    view.datamodel.session.rollback()
-    raise error
 
 
 class OrgUnitView(AppModelView):
@@ -67,7 +61,7 @@ class OrgUnitView(AppModelView):
         try:
             services.validate_unit(item)
         except ValidationError as error:
-            _reject(self, error)
+            reject(self, error)
 
     pre_update = pre_add
 
@@ -102,7 +96,7 @@ class OrgLinkView(AppModelView):
         try:
             services.validate_link(self.datamodel.session, item)
         except ValidationError as error:
-            _reject(self, error)
+            reject(self, error)
 
     pre_update = pre_add
 
@@ -130,7 +124,7 @@ class SchoolYearView(AppModelView):
         try:
             services.validate_school_year(item)
         except ValidationError as error:
-            _reject(self, error)
+            reject(self, error)
 
     pre_update = pre_add
 
@@ -203,7 +197,7 @@ class AppUserDBModelView(UserDBModelView):
         try:
             services.validate_account(item)
         except ValidationError as error:
-            _reject(self, error)
+            reject(self, error)
 
     def pre_add(self, item):
         self._validate(item)
