@@ -108,6 +108,10 @@ LANGUAGES = {
     "en": {"flag": "gb", "name": "English"},
 }
 
+# Roles and permissions are synchronised from code when a worker starts; a deployment may turn
+# this off and run `flask --app run sync-roles` once instead (saves ~1 s per worker start).
+SYNC_ROLES_ON_START = _flag("SYNC_ROLES_ON_START", True)
+
 # Demo accounts exist only when demo data is loaded, never in production.
 DEMO_DATA_ON_EMPTY_DB = _flag("DEMO_DATA", not IS_PRODUCTION)
 

@@ -45,7 +45,7 @@ def create_app(config_overrides=None):
         from app.core.cli import register_cli
 
         register_cli(app)
-        if app.config.get("SYNC_ROLES_ON_START", True):
+        if app.config["SYNC_ROLES_ON_START"]:
             from app.core.setup import sync_if_ready
 
             sync_if_ready(app)

@@ -38,6 +38,29 @@ def app():
     tmpdir = tempfile.mkdtemp(prefix="thuvien-test-")
     url, pg = _database_url(tmpdir)
     os.environ.setdefault("INSTANCE_PATH", tmpdir)
+    try:
+        application = _make_app(url)
+    except BaseException:
+        _drop(pg)
+        raise
+    yield application
+    if pg:
+        from app.extensions import db
+
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    _drop(pg)
+
+
+def _drop(pg):
+    if pg:
+        admin, name = pg
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _make_app(url):
     from app import create_app
     from app.core.setup import prepare_database
 
@@ -51,16 +74,7 @@ def app():
     })
     with application.app_context():
         prepare_database(load_demo=True)
-    yield application
-    if pg:
-        from app.extensions import db
-
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        admin, name = pg
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    return application
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def schools_per_parent(session, scope, on=None, hierarchy=Hierarchy.administrati
                child.c.kind == UnitKind.school.name,
                parent.c.kind != UnitKind.department.name,
                _school_filter(scope, child.c.id))
-        .group_by(parent.c.name)
+        .group_by(parent.c.id, parent.c.name)
         .order_by(func.count(child.c.id).desc(), parent.c.name)
         .limit(limit)
     ).all()
