@@ -5,7 +5,7 @@ from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.catalog import services
 from app.catalog.models import ClassificationScheme, ClassNumber, DocumentType, Record
@@ -79,6 +79,8 @@ class RecordView(SchoolScopedModelView):
     }
     add_form_extra_fields = edit_form_extra_fields = {
         "authors_text": TextAreaField(_l("Authors"), validators=[Optional()]),
+        # Typed with hyphens (up to 17 characters); stored normalised (13).
+        "isbn": StringField(_l("ISBN"), validators=[Optional(), Length(max=20)]),
     }
     formatters_columns = {"isbn": services.hyphenate_isbn}
     related_views = [CopyView]

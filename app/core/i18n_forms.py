@@ -1,14 +1,15 @@
 """WTForms messages through our catalogue (WTForms ships no Vietnamese)."""
 import flask_wtf.form
-from flask_babel import gettext, ngettext
+from flask_babel import get_translations
 
 
 class _BabelFormTranslations:
+    # WTForms formats the messages itself: hand back the raw translated strings.
     def gettext(self, string):
-        return gettext(string)
+        return get_translations().ugettext(string)
 
     def ngettext(self, singular, plural, n):
-        return ngettext(singular, plural, n)
+        return get_translations().ungettext(singular, plural, n)
 
 
 def install_form_translations():
