@@ -146,6 +146,11 @@ class Record(SchoolOwnedMixin, Model):
         UniqueConstraint("school_id", "id", name="uq_record_school_id"),
         Index("ix_record_school_title", "school_id", "title_folded"),
         Index("ix_record_school_isbn", "school_id", "isbn"),
+        # Substring search on folded text ("hoa vang"): trigram indexes on PostgreSQL.
+        Index("ix_record_title_trgm", "title_folded", postgresql_using="gin",
+              postgresql_ops={"title_folded": "gin_trgm_ops"}),
+        Index("ix_record_authors_trgm", "authors_folded", postgresql_using="gin",
+              postgresql_ops={"authors_folded": "gin_trgm_ops"}),
     )
 
     @property
