@@ -5,7 +5,6 @@ fresh database is created for the run and dropped at the end. The schema is buil
 migrations and the demo city is loaded, as `python run.py` does.
 """
 import os
-import re
 import tempfile
 import uuid
 

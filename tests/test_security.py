@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from sqlalchemy import func, select
 
 from app.collection.models import Location

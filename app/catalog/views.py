@@ -1,5 +1,5 @@
 """Cataloguing screens: records, copy cataloguing from the union catalogue, reference data."""
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup, escape

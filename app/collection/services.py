@@ -78,6 +78,12 @@ def ensure_library(session, school):
     return settings
 
 
+def validate_series(session, series):
+    if series.padding is None or not 1 <= series.padding <= 8:
+        raise ValidationError(_l("The number of digits must be between 1 and 8."),
+                              field="padding")
+
+
 def create_intake(session, school, received_on, source, document_number=None,
                   funding=Funding.state_budget, note=None):
     """A new line of the general register, Part I, with the next running number."""

@@ -3,8 +3,7 @@ from flask_babel import lazy_gettext as _l
 from app.collection import services
 from app.collection.models import AccessionSeries, Copy, Intake, LibrarySettings, Location
 from app.core.datamodel import VNInterface as SQLAInterface
-from app.core.errors import ValidationError
-from app.core.views import SchoolScopedModelView, reject
+from app.core.views import SchoolScopedModelView
 
 
 class LocationView(SchoolScopedModelView):
@@ -109,12 +108,7 @@ class AccessionSeriesView(SchoolScopedModelView):
     add_columns = edit_columns = ["code", "name", "prefix", "separator", "padding",
                                   "is_textbook"]
     base_order = ("code", "asc")
-
-    def pre_add(self, item):
-        super().pre_add(item)
-        if item.padding is None or not 1 <= item.padding <= 8:
-            reject(self, ValidationError(_l("The number of digits must be between 1 and 8."),
-                                         field="padding"))
+    item_validator = staticmethod(services.validate_series)
 
 
 class LibrarySettingsView(SchoolScopedModelView):

@@ -6,7 +6,7 @@ policies into exactly one permission set per role. Nothing is granted by hand in
 import logging
 import re
 
-from flask import current_app
+
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Role

@@ -16,8 +16,8 @@ from wtforms import BooleanField, DateField, SelectField
 from wtforms.validators import DataRequired, Optional
 
 from app.core import i18n
-from app.core.errors import DomainError
-from app.core.tenancy import SchoolScopeFilter, current_scope, is_school_owned, restrict_query
+from app.core.errors import DomainError, ValidationError
+from app.core.tenancy import SchoolScopeFilter, current_scope, is_school_owned
 
 
 class VNDatePickerWidget(BS3TextFieldWidget):
@@ -119,6 +119,9 @@ class AppModelView(ModelView):
     """Every generated view of the application."""
 
     access_policy = None  # see app.core.security.POLICIES
+    # A service rule `f(session, item)` raising ValidationError, run before every add and
+    # update: the message is flashed and nothing is saved.
+    item_validator = None
     show_template = "app/show_with_history.html"
     page_size = 25
 
@@ -165,6 +168,19 @@ class AppModelView(ModelView):
                 self.edit_form_extra_fields.setdefault(key, field)
             # An empty value is shown empty, never as "None".
             self.formatters_columns.setdefault(key, _fmt_plain)
+
+    def validate_item(self, item):
+        if self.item_validator is not None:
+            try:
+                self.item_validator(self.datamodel.session, item)
+            except ValidationError as error:
+                reject(self, error)
+
+    def pre_add(self, item):
+        self.validate_item(item)
+
+    def pre_update(self, item):
+        self.validate_item(item)
 
     def get_action_permission_name(self, name):
         if name not in (self.actions or {}):
@@ -247,10 +263,12 @@ class SchoolScopedModelView(AppModelView):
         # Set the relationship, not only the key: the relationship wins at flush.
         item.school = self.datamodel.session.get(OrgUnit, scope.write_school_id)
         item.school_id = scope.write_school_id
+        self.validate_item(item)
 
     def pre_update(self, item):
         if not current_scope().can_write_school(item.school_id):
             raise DomainError(_l("This record belongs to another school: you cannot change it."))
+        self.validate_item(item)
 
     def pre_delete(self, item):
         self.pre_update(item)

@@ -129,7 +129,7 @@ def schools_under(session, unit_id, on=None):
     ).scalars())
 
 
-def validate_unit(unit):
+def validate_unit(session, unit):
     if unit.kind == UnitKind.school and not any(
         getattr(unit, f) for f, _label in OrgUnit.LEVEL_FIELDS
     ):
@@ -140,7 +140,7 @@ def validate_unit(unit):
                               field="valid_to")
 
 
-def validate_school_year(year):
+def validate_school_year(session, year):
     if not (year.starts_on and year.semester1_ends_on and year.semester2_starts_on
             and year.ends_on):
         raise ValidationError(_l("Fill in every date of the school year."))
@@ -150,7 +150,7 @@ def validate_school_year(year):
                "start of semester 2, end of the year."), field="semester1_ends_on")
 
 
-def validate_account(user):
+def validate_account(session, user):
     """An account is bound to one unit whose kind fits each of its roles."""
     if user.unit is None and user.unit_id is None:
         raise ValidationError(_l("Bind the account to a unit of the organisation tree."),

@@ -12,7 +12,7 @@ from app.core.tenancy import SchoolScopeFilter
 from app.core.i18n import format_date
 from app.core.views import AppModelView, reject
 from app.org import services
-from app.org.models import AppUser, OrgLink, OrgUnit, SchoolYear
+from app.org.models import OrgLink, OrgUnit, SchoolYear
 
 UNIT_LABELS = {
     "code": _l("Code"),
@@ -57,13 +57,7 @@ class OrgUnitView(AppModelView):
         "valid_to": _l("Leave empty while the unit exists."),
     }
 
-    def pre_add(self, item):
-        try:
-            services.validate_unit(item)
-        except ValidationError as error:
-            reject(self, error)
-
-    pre_update = pre_add
+    item_validator = staticmethod(services.validate_unit)
 
 
 class OrgLinkView(AppModelView):
@@ -92,13 +86,7 @@ class OrgLinkView(AppModelView):
         "parent": [DataRequired(message=_l("Choose the parent unit."))],
     }
 
-    def pre_add(self, item):
-        try:
-            services.validate_link(self.datamodel.session, item)
-        except ValidationError as error:
-            reject(self, error)
-
-    pre_update = pre_add
+    item_validator = staticmethod(services.validate_link)
 
 
 class SchoolYearView(AppModelView):
@@ -120,13 +108,7 @@ class SchoolYearView(AppModelView):
     base_order = ("starts_on", "desc")
     description_columns = {"name": _l("For example 2025–2026")}
 
-    def pre_add(self, item):
-        try:
-            services.validate_school_year(item)
-        except ValidationError as error:
-            reject(self, error)
-
-    pre_update = pre_add
+    item_validator = staticmethod(services.validate_school_year)
 
 
 def _roles_fit_unit(form, field):
@@ -195,7 +177,7 @@ class AppUserDBModelView(UserDBModelView):
 
     def _validate(self, item):
         try:
-            services.validate_account(item)
+            services.validate_account(self.datamodel.session, item)
         except ValidationError as error:
             reject(self, error)
 

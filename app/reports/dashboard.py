@@ -3,7 +3,7 @@ from flask import g, redirect
 from flask_appbuilder import IndexView, expose
 from flask_babel import lazy_gettext as _l
 
-from app.core.security import ROLE_LIBRARIAN, ROLE_PRINCIPAL, ROLE_TEACHER, ROLE_STUDENT
+from app.core.security import ROLE_LIBRARIAN, ROLE_PRINCIPAL
 from app.core.tenancy import current_scope
 from app.extensions import db
 from app.org.models import OrgUnit, UnitKind

@@ -8,7 +8,6 @@ already ships in translations/vi.
 import datetime
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 SCHOOL_CODE = "79000001"
