@@ -77,14 +77,24 @@ def test_school_dashboards(app, login):
             Location.school_id == s1)).scalar()
         accounts = db.session.execute(select(func.count()).select_from(AppUser).where(
             AppUser.unit_id == s1, AppUser.active.is_(True))).scalar()
+        from app.catalog.models import Record
+        from app.collection.models import Copy, CopyStatus
+
+        titles = db.session.execute(select(func.count()).select_from(Record).where(
+            Record.school_id == s1)).scalar()
+        copies = db.session.execute(select(func.count()).select_from(Copy).where(
+            Copy.school_id == s1, Copy.status != CopyStatus.withdrawn)).scalar()
     for username in ("thuvien", "hieutruong"):
         page = text(login(username).get("/"))
         assert "Trường THCS Nguyễn Du" in page
         figures = cards(page)
         assert figures["Kho và vị trí xếp giá"] == locations
         assert figures["Tài khoản đang hoạt động"] == accounts
+        assert figures["Đầu sách"] == titles and figures["Bản sách"] == copies
         ids = {c["id"] for c in charts(page)}
-        assert {"chart-activity", "chart-locations"} <= ids
+        assert {"chart-activity", "chart-locations", "chart-doctypes"} <= ids
+        doctypes = next(c for c in charts(page) if c["id"] == "chart-doctypes")
+        assert sum(doctypes["values"]) == copies
     # A reader sees their school, without the staff figures.
     page = text(login("hocsinh").get("/"))
     assert "Trường THCS Nguyễn Du" in page

@@ -69,8 +69,19 @@ class HomeView(IndexView):
 
     def _school_dashboard(self, session, scope, ctx, roles):
         cards = ctx["cards"]
+        records, copies = queries.collection_counts(session, scope.school_ids)
+        cards.append((_l("Titles"), records, "fa-book"))
+        cards.append((_l("Copies"), copies, "fa-barcode"))
+        by_type = queries.copies_by_document_type(session, scope.school_ids)
+        if by_type:
+            ctx["charts"].append({
+                "id": "chart-doctypes", "type": "bar",
+                "title": _l("Copies by document type"),
+                "labels": [name or str(_l("Other")) for name, _n in by_type],
+                "values": [n for _name, n in by_type],
+            })
         locations = queries.locations_by_kind(session, scope)
-        cards.append((_l("Shelving locations"), sum(n for _k, n in locations), "fa-book"))
+        cards.append((_l("Shelving locations"), sum(n for _k, n in locations), "fa-th"))
         if roles & {ROLE_LIBRARIAN, ROLE_PRINCIPAL}:
             cards.append((_l("Active accounts"), queries.account_count(session, scope),
                           "fa-users"))

@@ -3,7 +3,8 @@ import datetime
 
 from sqlalchemy import case, func, or_, select
 
-from app.collection.models import Location
+from app.catalog.models import DocumentType, Record
+from app.collection.models import Copy, CopyStatus, Location
 from app.core.audit import AuditLog
 from app.core.tenancy import Scope
 from app.org.models import AppUser, Hierarchy, OrgLink, OrgUnit, UnitKind
@@ -103,3 +104,24 @@ def changes_per_day(session, scope, days=30, today=None):
         d = start + datetime.timedelta(days=i)
         out.append((d.strftime("%d/%m"), counts.get(d.isoformat(), 0)))
     return out
+
+
+def collection_counts(session, school_ids):
+    """Titles and copies of a few schools (school dashboards; city totals come later from
+    aggregates)."""
+    records = session.execute(select(func.count()).select_from(Record).where(
+        Record.school_id.in_(school_ids or {-1}))).scalar()
+    copies = session.execute(select(func.count()).select_from(Copy).where(
+        Copy.school_id.in_(school_ids or {-1}), Copy.status != CopyStatus.withdrawn)).scalar()
+    return int(records), int(copies)
+
+
+def copies_by_document_type(session, school_ids):
+    rows = session.execute(
+        select(func.coalesce(DocumentType.name, ""), func.count(Copy.id))
+        .select_from(Copy)
+        .join(Record, (Record.id == Copy.record_id) & (Record.school_id == Copy.school_id))
+        .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
+        .where(Copy.school_id.in_(school_ids or {-1}), Copy.status != CopyStatus.withdrawn)
+        .group_by(DocumentType.name).order_by(func.count(Copy.id).desc())).all()
+    return [(name, int(n)) for name, n in rows]
