@@ -173,7 +173,7 @@ class AddCopiesForm:
         class _Form(FlaskForm):
             count = IntegerField(_l("Number of copies"), default=1, validators=[
                 DataRequired(), NumberRange(min=1, max=collection.MAX_COPIES_AT_ONCE)])
-            series = SelectField(_l("Series"), validators=[DataRequired()])
+            series = SelectField(_l("Accession series"), validators=[DataRequired()])
             location = SelectField(_l("Shelving location"), validators=[Optional()])
             intake = SelectField(_l("General register line"), validators=[Optional()])
             price = IntegerField(_l("Price (VND)"), validators=[Optional(),

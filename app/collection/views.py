@@ -1,3 +1,4 @@
+from flask_appbuilder.widgets import ListWidget
 from flask_babel import lazy_gettext as _l
 
 from app.collection import services
@@ -33,7 +34,7 @@ COPY_LABELS = {
     "accession_number": _l("Number"),
     "barcode": _l("Barcode"),
     "record": _l("Title"),
-    "series": _l("Series"),
+    "series": _l("Accession series"),
     "location": _l("Shelving location"),
     "intake": _l("General register line"),
     "status": _l("Status"),
@@ -44,12 +45,20 @@ COPY_LABELS = {
 }
 
 
+class CopyListWidget(ListWidget):
+    """The list with a tick box per copy and "print labels for the selected copies": a GET
+    to the labels page (LabelView), since printing only reads."""
+
+    template = "collection/copy_list_widget.html"
+
+
 class CopyView(SchoolScopedModelView):
     """Copies are added from their record (in bulk) and never deleted: their accession
     numbers stay in the register for ever (withdrawal keeps the row)."""
 
     datamodel = SQLAInterface(Copy)
     base_permissions = ["can_list", "can_show", "can_edit"]
+    list_widget = CopyListWidget
     list_title = _l("Copies")
     show_title = _l("Copy")
     edit_title = _l("Edit copy")

@@ -26,6 +26,12 @@ def register_views(appbuilder):
     add(UnionCatalogueView, "Union catalogue", label=_l("Union catalogue"), icon="fa-globe",
         **lib)
     add(CopyView, "Copies", label=_l("Copies"), icon="fa-barcode", **lib)
+    from app.catalog.excel_views import CatalogueExcelView
+    from app.collection.label_views import LabelView
+
+    add(LabelView, "Print labels", label=_l("Print labels"), icon="fa-print", **lib)
+    add(CatalogueExcelView, "Catalogue in Excel", label=_l("Catalogue in Excel"),
+        icon="fa-file-excel", **lib)
     add(IntakeView, "General register – intakes", label=_l("General register – intakes"),
         icon="fa-truck", **lib)
     add(LocationView, "Shelving locations", label=_l("Shelving locations"), icon="fa-th",
@@ -34,6 +40,9 @@ def register_views(appbuilder):
         icon="fa-list-ol", **lib)
     add(LibrarySettingsView, "Library settings", label=_l("Library settings"), icon="fa-cog",
         **lib)
+    from app.catalog.marc_views import MarcView
+
+    add(MarcView, "MARC", label=_l("MARC import and export"), icon="fa-exchange-alt", **lib)
     add(OrgUnitView, "Units", label=_l("Units"), icon="fa-sitemap",
         category="Organisation", category_label=_l("Organisation"), category_icon="fa-sitemap")
     add(OrgLinkView, "Placements in the tree", label=_l("Placements in the tree"),

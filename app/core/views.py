@@ -124,6 +124,9 @@ class AppModelView(ModelView):
     item_validator = None
     show_template = "app/show_with_history.html"
     page_size = 25
+    # FAB's file-download route serves UPLOAD_FOLDER to anyone with can_download, whatever
+    # their school: no view of ours stores files there.
+    exclude_route_methods = {"download"}
 
     def __init__(self, **kwargs):
         self._localise()

@@ -135,6 +135,7 @@ class AppUserDBModelView(UserDBModelView):
     """Accounts: each bound to one unit of the tree, roles fitting that unit."""
 
     access_policy = "accounts"
+    exclude_route_methods = {"download"}  # see AppModelView
     label_columns = {**UserDBModelView.label_columns, **ACCOUNT_LABELS}
     list_columns = ["username", "last_name", "first_name", "unit", "roles", "active"]
     add_columns = ["username", "last_name", "first_name", "unit", "roles", "active", "email",

@@ -32,7 +32,8 @@ WRITE_CONTROLS = {
 
 def _school_figures(session, code):
     """What the school's dashboard must show, counted independently from the database."""
-    from app.collection.models import Location
+    from app.catalog.models import Record
+    from app.collection.models import Copy, CopyStatus, Location
     from app.core.audit import AuditLog
     from app.org.models import AppUser, OrgUnit
 
@@ -46,7 +47,11 @@ def _school_figures(session, code):
         "name": school.name,
         "location_ids": location_ids,
         # icon of the dashboard card -> figure
-        "fa-book": len(location_ids),
+        "fa-th": len(location_ids),
+        "fa-book": session.execute(select(func.count(Record.id)).where(
+            Record.school_id == school.id)).scalar(),
+        "fa-barcode": session.execute(select(func.count(Copy.id)).where(
+            Copy.school_id == school.id, Copy.status != CopyStatus.withdrawn)).scalar(),
         "fa-users": session.execute(select(func.count(AppUser.id)).where(
             AppUser.unit_id == school.id, AppUser.active.is_(True))).scalar(),
         "fa-pen": session.execute(select(func.count(AuditLog.id)).where(
@@ -107,7 +112,7 @@ def _check_dashboard(page, live_server, figures, shot_path):
     assert datetime.date.today().strftime("%d/%m/%Y") in dashboard.inner_text()
 
     cards = _dashboard_cards(page)
-    expected = {k: figures[k] for k in ("fa-book", "fa-users", "fa-pen")}
+    expected = {k: figures[k] for k in ("fa-book", "fa-barcode", "fa-th", "fa-users", "fa-pen")}
     assert cards == expected, f"dashboard cards {cards} != database {expected}"
 
     # Chart.js comes from the app's own static files and draws both charts.
@@ -122,7 +127,7 @@ def _check_dashboard(page, live_server, figures, shot_path):
     assert len(activity["values"]) == 30 and sum(activity["values"]) == figures["fa-pen"]
     assert activity["width"] > 0 and activity["height"] > 0
     assert locations and locations["type"] == "doughnut"
-    assert sum(locations["values"]) == figures["fa-book"]
+    assert sum(locations["values"]) == figures["fa-th"]
     assert locations["width"] > 0 and locations["height"] > 0
 
     # Screenshot once Chart.js has finished animating (useful when a test fails).
@@ -174,7 +179,7 @@ def test_librarian_dashboard_menu_and_locations(page_as, live_server, db_query, 
     page = page_as("thuvien")
     figures = db_query(lambda s: _school_figures(s, SCHOOL_CODE))
     other = db_query(lambda s: _school_figures(s, OTHER_SCHOOL_CODE))
-    assert figures["fa-book"] > 0 and other["fa-book"] > 0  # the demo city is loaded
+    assert figures["fa-th"] > 0 and other["fa-th"] > 0  # the demo city is loaded
 
     _check_dashboard(page, live_server, figures, tmp_path / "dashboard-thuvien.png")
 
