@@ -198,6 +198,8 @@ PERMISSION_LABELS = {
     "can_userinfo": _l("Your user information"), "resetmypassword": _l("Reset my password"),
     "resetpasswords": _l("Reset Password"), "userinfoedit": _l("Edit User"),
     "can_this_form_get": _l("Open the form"), "can_this_form_post": _l("Submit the form"),
+    "can_import": _l("Import"), "can_copy": _l("Copy to my school"),
+    "can_add_copies": _l("Add copies"),
 }
 
 
