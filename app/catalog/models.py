@@ -140,7 +140,10 @@ class Record(SchoolOwnedMixin, Model):
     authors = relationship("RecordAuthor", back_populates="record", cascade="all, delete-orphan",
                            primaryjoin="Record.id == RecordAuthor.record_id",
                            foreign_keys="RecordAuthor.record_id",
-                           order_by="RecordAuthor.position")
+                           order_by="RecordAuthor.position",
+                           # Lists and searches show the main author of every row: one
+                           # query per page instead of one per record.
+                           lazy="selectin")
 
     __table_args__ = (
         UniqueConstraint("school_id", "id", name="uq_record_school_id"),
