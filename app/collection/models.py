@@ -188,6 +188,7 @@ class Copy(SchoolOwnedMixin, Model):
         UniqueConstraint("school_id", "series_id", "sequence_key", "accession_number",
                          name="uq_copy_accession"),
         UniqueConstraint("school_id", "barcode", name="uq_copy_barcode"),
+        UniqueConstraint("school_id", "id", name="uq_copy_school_id"),  # for loans' composite FKs
         # Composite keys keep every link inside the copy's own school.
         ForeignKeyConstraint(["school_id", "record_id"], ["record.school_id", "record.id"],
                              name="fk_copy_record"),

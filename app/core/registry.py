@@ -43,6 +43,15 @@ def register_views(appbuilder):
     from app.catalog.marc_views import MarcView
 
     add(MarcView, "MARC", label=_l("MARC import and export"), icon="fa-exchange-alt", **lib)
+
+    # Each later domain registers its own views (one function each, in menu order).
+    from app.circulation.views import register as register_circulation
+    from app.readers.rollover_views import register as register_rollover
+    from app.readers.views import register as register_readers
+
+    register_circulation(appbuilder)
+    register_readers(appbuilder)
+    register_rollover(appbuilder)
     add(OrgUnitView, "Units", label=_l("Units"), icon="fa-sitemap",
         category="Organisation", category_label=_l("Organisation"), category_icon="fa-sitemap")
     add(OrgLinkView, "Placements in the tree", label=_l("Placements in the tree"),

@@ -147,6 +147,9 @@ def _load(session, sm):
     _user(session, sm, "giaovien", "Bùi Thanh", "Tâm", s1, ROLE_TEACHER)
     _user(session, sm, "hocsinh", "Lý Gia", "Huy", s1, ROLE_STUDENT)
     session.flush()
+    from app.readers.demo import load_demo_readers
+
+    load_demo_readers(session, schools)
 
 
 # Real Vietnamese books (title, authors, publisher, year, pages, size, ISBN, price, class, type).

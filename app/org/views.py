@@ -57,7 +57,7 @@ class OrgUnitView(AppModelView):
         "valid_to": _l("Leave empty while the unit exists."),
     }
 
-    item_validator = staticmethod(services.validate_unit)
+    item_validator = staticmethod(lambda session, item: services.validate_unit(session, item))
 
 
 class OrgLinkView(AppModelView):
@@ -86,7 +86,7 @@ class OrgLinkView(AppModelView):
         "parent": [DataRequired(message=_l("Choose the parent unit."))],
     }
 
-    item_validator = staticmethod(services.validate_link)
+    item_validator = staticmethod(lambda session, item: services.validate_link(session, item))
 
 
 class SchoolYearView(AppModelView):
@@ -108,7 +108,7 @@ class SchoolYearView(AppModelView):
     base_order = ("starts_on", "desc")
     description_columns = {"name": _l("For example 2025–2026")}
 
-    item_validator = staticmethod(services.validate_school_year)
+    item_validator = staticmethod(lambda session, item: services.validate_school_year(session, item))
 
 
 def _roles_fit_unit(form, field):

@@ -1,0 +1,542 @@
+"""Circulation use cases: checkout, return, renewal, undo, holds, class loans, reading room,
+lost and damaged copies.
+
+Every function takes the session, the acting user (or None from the CLI) and the school, never
+reads the request, raises `CirculationError` with a Vietnamese message naming the problem and
+leaves the session unchanged when it refuses. The caller commits.
+"""
+import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.catalog.models import Record
+from app.circulation import policies
+from app.circulation.models import (
+    ClassLoan, Compensation, Hold, HoldStatus, Loan, LoanKind, LoanStatus, ReadingRoomUse,
+)
+from app.collection.models import Copy, CopyStatus
+from app.core.errors import DomainError
+from app.core.i18n import format_date
+from app.readers.models import Reader, ReaderStatus
+
+# Copies in these states cannot leave the library.
+NOT_LENDABLE = {
+    CopyStatus.withdrawn: _l("Copy %(copy)s has been withdrawn: it cannot be lent."),
+    CopyStatus.lost: _l("Copy %(copy)s is recorded as lost: it cannot be lent."),
+    CopyStatus.damaged: _l("Copy %(copy)s is recorded as damaged: it cannot be lent."),
+    CopyStatus.reading_room_only: _l(
+        "Copy %(copy)s is for the reading room only: record it as in-library reading."),
+}
+
+
+class CirculationError(DomainError):
+    status = 409
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+# --- lookups --------------------------------------------------------------------------------
+
+def find_reader(session, school_id, card):
+    """A reader of the school by card number, barcode or student code (what the scanner reads)."""
+    card = (card or "").strip()
+    if not card:
+        raise CirculationError(_l("Scan or type a reader card."))
+    reader = session.scalars(select(Reader).where(
+        Reader.school_id == school_id,
+        (Reader.barcode == card) | (Reader.card_number == card)).limit(1)).first()
+    if reader is None:
+        reader = session.scalars(select(Reader).where(
+            Reader.school_id == school_id, Reader.code == card).limit(2)).first()
+    if reader is None:
+        raise CirculationError(_l("No reader of this school has the card “%(card)s”."),
+                               card=card)
+    return reader
+
+
+def find_copy(session, school_id, barcode):
+    """(copy, record) of the school by barcode or accession label."""
+    barcode = (barcode or "").strip()
+    if not barcode:
+        raise CirculationError(_l("Scan or type a copy barcode."))
+    row = session.execute(
+        select(Copy, Record).join(Record, Record.id == Copy.record_id)
+        .where(Copy.school_id == school_id, Copy.barcode == barcode)).first()
+    if row is None:
+        row = session.execute(
+            select(Copy, Record).join(Record, Record.id == Copy.record_id)
+            .where(Copy.school_id == school_id, Copy.accession_label == barcode)).first()
+    if row is None:
+        raise CirculationError(_l("No copy of this school has the barcode “%(barcode)s”."),
+                               barcode=barcode)
+    return row
+
+
+def check_reader(reader, today):
+    if reader.status != ReaderStatus.active:
+        raise CirculationError(_l("Reader %(reader)s cannot borrow: status “%(status)s”."),
+                               reader=reader.full_name, status=reader.status.label)
+    if reader.valid_until is not None and reader.valid_until < today:
+        raise CirculationError(
+            _l("The card of %(reader)s expired on %(date)s: renew the card first."),
+            reader=reader.full_name, date=format_date(reader.valid_until))
+
+
+def open_loans(session, reader_id):
+    """The reader's open loans with each copy's document type, oldest due first."""
+    return session.execute(
+        select(Loan, Copy, Record).join(Copy, Copy.id == Loan.copy_id)
+        .join(Record, Record.id == Copy.record_id)
+        .where(Loan.reader_id == reader_id, Loan.status == LoanStatus.active)
+        .order_by(Loan.due_on, Loan.id)).all()
+
+
+def allowance(session, reader, rules=None, loans=None):
+    """What the reader may still borrow: [(rule, used, remaining)] for the rules in play."""
+    rules = rules if rules is not None else policies.school_rules(session, reader.school_id)
+    loans = loans if loans is not None else open_loans(session, reader.id)
+    used = {}
+    for _loan, _copy, record in loans:
+        rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+        if rule is not None:
+            used[rule.id] = used.get(rule.id, 0) + 1
+    result = []
+    for rule in rules:
+        applicable = rule.category_id in (None, reader.category_id)
+        if applicable and not rule.reading_room_only and (
+                rule.school_id is not None or not any(
+                    r.school_id is not None and r.category_id == rule.category_id
+                    and r.document_type_id == rule.document_type_id for r in rules)):
+            count = used.get(rule.id, 0)
+            if rule is policies.pick_rule(rules, reader.category_id, rule.document_type_id):
+                result.append((rule, count, max(rule.max_items - count, 0)))
+    return result
+
+
+# --- checkout and return --------------------------------------------------------------------
+
+def checkout(session, actor, school_id, reader, barcode, today=None):
+    """Lend the copy with `barcode` to `reader`; returns the new Loan."""
+    today = today or datetime.date.today()
+    if reader.school_id != school_id:
+        raise CirculationError(_l("Reader %(reader)s belongs to another school."),
+                               reader=reader.full_name)
+    check_reader(reader, today)
+    copy, record = find_copy(session, school_id, barcode)
+    label = copy.accession_label
+    if copy.status in NOT_LENDABLE:
+        raise CirculationError(NOT_LENDABLE[copy.status], copy=label)
+    if copy.status == CopyStatus.on_loan:
+        holder = session.scalars(select(Reader).join(Loan, Loan.reader_id == Reader.id).where(
+            Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
+        if holder is not None and holder.id == reader.id:
+            raise CirculationError(_l("Copy %(copy)s is already lent to %(reader)s."),
+                                   copy=label, reader=reader.full_name)
+        raise CirculationError(
+            _l("Copy %(copy)s is on loan to %(holder)s: scan it without a reader to return it "
+               "first."), copy=label, holder=holder.full_name if holder else "?")
+    rules = policies.school_rules(session, school_id)
+    rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+    if rule is None:
+        raise CirculationError(_l("No loan rule applies to this reader and this document."))
+    if rule.reading_room_only:
+        raise CirculationError(
+            _l("“%(title)s” is for the reading room only: record it as in-library reading."),
+            title=record.title)
+    loans = open_loans(session, reader.id)
+    used = sum(1 for _l_, _c, r in loans
+               if policies.pick_rule(rules, reader.category_id, r.document_type_id) is rule)
+    if used >= rule.max_items:
+        raise CirculationError(
+            _l("%(reader)s already has %(used)d of %(max)d items of this kind on loan: the "
+               "limit is reached."), reader=reader.full_name, used=used, max=rule.max_items)
+    hold = _hold_on_copy(session, copy.id)
+    if hold is not None and hold.reader_id != reader.id:
+        raise CirculationError(_l("Copy %(copy)s is set aside for %(reader)s (hold)."),
+                               copy=label, reader=hold.reader.full_name)
+    settings = policies.settings_for(session, school_id)
+    loan = Loan(school_id=school_id, copy_id=copy.id, reader_id=reader.id,
+                kind=LoanKind.home, status=LoanStatus.active, class_name=reader.class_name,
+                loaned_at=_now(), due_on=policies.due_date(session, school_id, rule, settings,
+                                                           today),
+                loaned_by_id=getattr(actor, "id", None))
+    copy.status = CopyStatus.on_loan
+    if hold is not None:
+        hold.status = HoldStatus.fulfilled
+    _insert_loan(session, loan, label)
+    loan.copy, loan.reader = copy, reader
+    return loan
+
+
+def _insert_loan(session, loan, label):
+    session.add(loan)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # The partial unique index: another desk lent this copy a moment ago.
+        raise CirculationError(_l("Copy %(copy)s was just lent at another desk."), copy=label)
+
+
+def _hold_on_copy(session, copy_id):
+    return session.scalars(select(Hold).where(
+        Hold.copy_id == copy_id, Hold.status == HoldStatus.ready)).first()
+
+
+def checkin(session, actor, school_id, barcode, today=None, damaged=False):
+    """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
+    today = today or datetime.date.today()
+    copy, record = find_copy(session, school_id, barcode)
+    loan = session.scalars(select(Loan).where(
+        Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
+    if loan is None:
+        raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
+    settings = policies.settings_for(session, school_id)
+    loan.status = LoanStatus.returned
+    loan.returned_at = _now()
+    loan.returned_by_id = getattr(actor, "id", None)
+    if settings.fines_enabled and today > loan.due_on and settings.fine_per_day:
+        loan.fine = (today - loan.due_on).days * settings.fine_per_day
+    if damaged:
+        copy.status = CopyStatus.damaged
+        loan.note = str(_l("Returned damaged"))
+        return loan, None
+    copy.status = CopyStatus.available
+    hold = _next_hold(session, school_id, record.id, copy, today, settings)
+    return loan, hold
+
+
+def _next_hold(session, school_id, record_id, copy, today, settings):
+    """Set the returned copy aside for the first reader waiting for its title."""
+    hold = session.scalars(select(Hold).where(
+        Hold.school_id == school_id, Hold.record_id == record_id,
+        Hold.status == HoldStatus.waiting).order_by(Hold.placed_at, Hold.id).limit(1)).first()
+    if hold is None:
+        return None
+    hold.status = HoldStatus.ready
+    hold.copy_id = copy.id
+    hold.ready_on = today
+    hold.expires_on = policies.next_open_day(
+        session, school_id, today + datetime.timedelta(days=settings.hold_days), settings)
+    return hold
+
+
+def renew(session, actor, school_id, barcode, today=None):
+    """Renew the open loan of the copy with `barcode`; returns the loan."""
+    today = today or datetime.date.today()
+    copy, record = find_copy(session, school_id, barcode)
+    loan = session.scalars(select(Loan).where(
+        Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
+    if loan is None:
+        raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
+    reader = loan.reader
+    check_reader(reader, today)
+    rule = policies.pick_rule(policies.school_rules(session, school_id), reader.category_id,
+                              record.document_type_id)
+    if rule is None or loan.renewals >= rule.renewals:
+        raise CirculationError(
+            _l("Copy %(copy)s cannot be renewed again (%(max)d renewals allowed)."),
+            copy=copy.accession_label, max=rule.renewals if rule else 0)
+    waiting = session.scalar(select(func.count()).select_from(Hold).where(
+        Hold.record_id == record.id, Hold.status == HoldStatus.waiting,
+        Hold.reader_id != reader.id))
+    if waiting:
+        raise CirculationError(
+            _l("“%(title)s” is reserved by another reader: it cannot be renewed."),
+            title=record.title)
+    settings = policies.settings_for(session, school_id)
+    due = policies.due_date(session, school_id, rule, settings, today,
+                            days=rule.renewal_days or rule.loan_days)
+    loan.due_on = max(due, loan.due_on)
+    loan.renewals += 1
+    return loan
+
+
+def cancel_checkout(session, actor, school_id, loan_id, now=None):
+    """Undo a wrong checkout made a moment ago: the loan is kept as cancelled."""
+    loan = _own_loan(session, school_id, loan_id)
+    settings = policies.settings_for(session, school_id)
+    now = now or _now()
+    if loan.status != LoanStatus.active:
+        raise CirculationError(_l("This loan is no longer open: it cannot be cancelled."))
+    if now - loan.loaned_at > datetime.timedelta(minutes=settings.undo_minutes):
+        raise CirculationError(
+            _l("A checkout can be cancelled only in the %(minutes)d minutes after it."),
+            minutes=settings.undo_minutes)
+    loan.status = LoanStatus.cancelled
+    loan.returned_at = now
+    loan.returned_by_id = getattr(actor, "id", None)
+    loan.copy.status = CopyStatus.available
+    return loan
+
+
+def undo_return(session, actor, school_id, loan_id, now=None):
+    """Reopen a loan returned by mistake a moment ago (the hold it triggered goes back)."""
+    loan = _own_loan(session, school_id, loan_id)
+    settings = policies.settings_for(session, school_id)
+    now = now or _now()
+    if loan.status != LoanStatus.returned or loan.returned_at is None or (
+            now - loan.returned_at > datetime.timedelta(minutes=settings.undo_minutes)):
+        raise CirculationError(_l("This return can no longer be undone."))
+    if loan.copy.status != CopyStatus.available:
+        raise CirculationError(_l("Copy %(copy)s has moved since: the return stays."),
+                               copy=loan.copy.accession_label)
+    hold = _hold_on_copy(session, loan.copy_id)
+    if hold is not None:
+        hold.status, hold.copy_id, hold.ready_on, hold.expires_on = (
+            HoldStatus.waiting, None, None, None)
+    loan.status = LoanStatus.active
+    loan.returned_at = loan.returned_by_id = loan.fine = None
+    loan.copy.status = CopyStatus.on_loan
+    _insert_check(session, loan)
+    return loan
+
+
+def _insert_check(session, loan):
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise CirculationError(_l("Copy %(copy)s was lent again in the meantime."),
+                               copy=loan.copy.accession_label)
+
+
+def _own_loan(session, school_id, loan_id):
+    loan = session.get(Loan, loan_id)
+    if loan is None or loan.school_id != school_id:
+        raise CirculationError(_l("Loan not found."))
+    return loan
+
+
+def mark_lost(session, actor, school_id, loan_id, compensation=None, amount=None, note=None):
+    """The reader lost the copy: the loan closes as lost, the copy is lost, compensation noted
+    (a replacement copy or an amount; no fine by default)."""
+    loan = _own_loan(session, school_id, loan_id)
+    if loan.status != LoanStatus.active:
+        raise CirculationError(_l("This loan is no longer open."))
+    loan.status = LoanStatus.lost
+    loan.returned_at = _now()
+    loan.returned_by_id = getattr(actor, "id", None)
+    loan.compensation = compensation
+    loan.compensation_amount = amount if compensation == Compensation.amount else None
+    loan.note = note
+    loan.copy.status = CopyStatus.lost
+    loan.copy.note = note or str(_l("Lost by a reader"))
+    return loan
+
+
+# --- holds ----------------------------------------------------------------------------------
+
+def place_hold(session, actor, school_id, reader, record_id, today=None):
+    today = today or datetime.date.today()
+    check_reader(reader, today)
+    record = session.get(Record, record_id)
+    if record is None or record.school_id != school_id or reader.school_id != school_id:
+        raise CirculationError(_l("This title is not in your school's catalogue."))
+    existing = session.scalar(select(func.count()).select_from(Hold).where(
+        Hold.reader_id == reader.id, Hold.record_id == record_id,
+        Hold.status.in_([HoldStatus.waiting, HoldStatus.ready])))
+    if existing:
+        raise CirculationError(_l("%(reader)s already has a hold on “%(title)s”."),
+                               reader=reader.full_name, title=record.title)
+    hold = Hold(school_id=school_id, record_id=record_id, reader_id=reader.id,
+                status=HoldStatus.waiting, placed_at=_now())
+    session.add(hold)
+    # A copy on the shelf is set aside at once: the desk is told where to fetch it.
+    available = session.scalars(select(Copy).where(
+        Copy.school_id == school_id, Copy.record_id == record_id,
+        Copy.status == CopyStatus.available,
+        ~Copy.id.in_(select(Hold.copy_id).where(Hold.status == HoldStatus.ready,
+                                                Hold.copy_id.is_not(None))))
+        .order_by(Copy.id).limit(1)).first()
+    if available is not None:
+        settings = policies.settings_for(session, school_id)
+        hold.status, hold.copy_id, hold.ready_on = HoldStatus.ready, available.id, today
+        hold.expires_on = policies.next_open_day(
+            session, school_id, today + datetime.timedelta(days=settings.hold_days), settings)
+    session.flush()
+    return hold
+
+
+def cancel_hold(session, actor, school_id, hold_id):
+    hold = session.get(Hold, hold_id)
+    if hold is None or hold.school_id != school_id:
+        raise CirculationError(_l("Hold not found."))
+    if hold.status not in (HoldStatus.waiting, HoldStatus.ready):
+        raise CirculationError(_l("This hold is already closed."))
+    hold.status = HoldStatus.cancelled
+    return hold
+
+
+def expire_holds(session, school_id, today=None):
+    """Close set-aside holds past their date; their copies go to the next reader waiting.
+    Returns the number of holds expired."""
+    today = today or datetime.date.today()
+    expired = session.scalars(select(Hold).where(
+        Hold.school_id == school_id, Hold.status == HoldStatus.ready,
+        Hold.expires_on < today)).all()
+    if not expired:
+        return 0
+    settings = policies.settings_for(session, school_id)
+    for hold in expired:
+        hold.status = HoldStatus.expired
+        session.flush()
+        if hold.copy is not None and hold.copy.status == CopyStatus.available:
+            _next_hold(session, school_id, hold.record_id, hold.copy, today, settings)
+    return len(expired)
+
+
+# --- class loans ----------------------------------------------------------------------------
+
+def class_readers(session, school_id, class_name):
+    from app.core.i18n import person_sort_key
+
+    readers = session.scalars(select(Reader).where(
+        Reader.school_id == school_id, Reader.class_name == class_name,
+        Reader.status == ReaderStatus.active)).all()
+    return sorted(readers, key=lambda r: person_sort_key(family_and_middle=r.family_name,
+                                                         given=r.given_name))
+
+
+def lend_to_class(session, actor, school_id, class_name, record_ids=(), barcodes=(),
+                  holder=None, due_on=None, today=None, note=None):
+    """Lend to a whole class in one operation, all or nothing.
+
+    Without `holder`: one copy of each title in `record_ids` to every student of the class
+    (textbook handout). With `holder` (the homeroom teacher): the copies in `barcodes` are lent
+    to the holder as one class loan (a classroom box).
+    """
+    today = today or datetime.date.today()
+    class_name = (class_name or "").strip()
+    if not class_name:
+        raise CirculationError(_l("Choose a class."))
+    now = _now()
+    settings = policies.settings_for(session, school_id)
+    rules = policies.school_rules(session, school_id)
+    class_loan = ClassLoan(school_id=school_id, class_name=class_name, loaned_at=now,
+                           per_student=holder is None, note=note,
+                           holder_id=holder.id if holder else None, due_on=due_on or today)
+    session.add(class_loan)
+    plan = []  # (reader, copy, record)
+    if holder is None:
+        students = class_readers(session, school_id, class_name)
+        if not students:
+            raise CirculationError(_l("Class %(cls)s has no active reader."), cls=class_name)
+        for record_id in record_ids:
+            record = session.get(Record, record_id)
+            if record is None or record.school_id != school_id:
+                raise CirculationError(_l("This title is not in your school's catalogue."))
+            copies = session.scalars(select(Copy).where(
+                Copy.school_id == school_id, Copy.record_id == record_id,
+                Copy.status == CopyStatus.available).order_by(Copy.accession_number)
+                .limit(len(students))).all()
+            if len(copies) < len(students):
+                raise CirculationError(
+                    _l("“%(title)s”: %(needed)d copies are needed for class %(cls)s, only "
+                       "%(available)d are available."), title=record.title,
+                    needed=len(students), cls=class_name, available=len(copies))
+            plan.extend((student, copy, record) for student, copy in zip(students, copies))
+    else:
+        if holder.school_id != school_id:
+            raise CirculationError(_l("Reader %(reader)s belongs to another school."),
+                                   reader=holder.full_name)
+        check_reader(holder, today)
+        seen = set()
+        for barcode in barcodes:
+            if not barcode.strip() or barcode.strip() in seen:
+                continue
+            seen.add(barcode.strip())
+            copy, record = find_copy(session, school_id, barcode)
+            if copy.status != CopyStatus.available:
+                raise CirculationError(
+                    _l("Copy %(copy)s is not on the shelf (%(status)s)."),
+                    copy=copy.accession_label, status=copy.status.label)
+            plan.append((holder, copy, record))
+        if not plan:
+            raise CirculationError(_l("Scan the copies of the class loan."))
+    if not plan:
+        raise CirculationError(_l("Choose the titles to lend to the class."))
+    due = due_on
+    for reader, copy, record in plan:
+        if due is None:
+            rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+            if rule is None:
+                raise CirculationError(
+                    _l("No loan rule applies to this reader and this document."))
+            due = policies.due_date(session, school_id, rule, settings, today)
+        session.add(Loan(school_id=school_id, copy=copy, reader=reader,
+                         class_loan=class_loan, kind=LoanKind.class_set,
+                         status=LoanStatus.active, class_name=class_name, loaned_at=now,
+                         due_on=due, loaned_by_id=getattr(actor, "id", None)))
+        copy.status = CopyStatus.on_loan
+    class_loan.due_on = due
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise CirculationError(_l("One of the copies was just lent at another desk."))
+    return class_loan
+
+
+def return_class_loan(session, actor, school_id, class_loan_id):
+    """Take back every copy of a class loan still out; returns how many came back."""
+    class_loan = session.get(ClassLoan, class_loan_id)
+    if class_loan is None or class_loan.school_id != school_id:
+        raise CirculationError(_l("Class loan not found."))
+    now = _now()
+    count = 0
+    for loan in class_loan.loans:
+        if loan.status == LoanStatus.active:
+            loan.status, loan.returned_at = LoanStatus.returned, now
+            loan.returned_by_id = getattr(actor, "id", None)
+            loan.copy.status = CopyStatus.available
+            count += 1
+    class_loan.closed_at = now
+    return count
+
+
+# --- reading room ---------------------------------------------------------------------------
+
+def record_reading(session, actor, school_id, on=None, reader=None, barcode=None,
+                   class_name=None, category_id=None, visits=1):
+    """Đọc tại chỗ: one copy read in the library, or a visit count for a reader or a class."""
+    on = on or datetime.date.today()
+    if visits is None or visits < 1:
+        raise CirculationError(_l("The number of visits must be at least 1."))
+    copy = None
+    if barcode:
+        copy, _record = find_copy(session, school_id, barcode)
+    if reader is not None and reader.school_id != school_id:
+        raise CirculationError(_l("Reader %(reader)s belongs to another school."),
+                               reader=reader.full_name)
+    if copy is None and reader is None and not class_name:
+        raise CirculationError(_l("Give a reader, a copy or a class."))
+    use = ReadingRoomUse(
+        school_id=school_id, used_on=on, reader_id=reader.id if reader else None,
+        copy_id=copy.id if copy else None,
+        class_name=class_name or (reader.class_name if reader else None),
+        category_id=category_id or (reader.category_id if reader else None),
+        visits=visits, recorded_by_id=getattr(actor, "id", None))
+    session.add(use)
+    session.flush()
+    return use
+
+
+# --- overdue --------------------------------------------------------------------------------
+
+def overdue_loans(session, school_ids, today=None, class_name=None):
+    """Open loans past their due date, by class then reader (for homeroom teachers)."""
+    today = today or datetime.date.today()
+    query = (select(Loan, Reader, Copy, Record)
+             .join(Reader, and_(Reader.id == Loan.reader_id))
+             .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+             .where(Loan.school_id.in_(school_ids), Loan.status == LoanStatus.active,
+                    Loan.due_on < today))
+    if class_name:
+        query = query.where(Reader.class_name == class_name)
+    return session.execute(query.order_by(Reader.class_name, Reader.given_name,
+                                          Reader.family_name, Loan.due_on)).all()
