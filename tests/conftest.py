@@ -73,6 +73,15 @@ def _make_app(url):
     })
     with application.app_context():
         prepare_database(load_demo=True)
+
+    def forget_previous_user():
+        # A test holding an app context (db_session) makes every request share its `g`:
+        # forget the user, scope and CSRF token a previous request of another client left.
+        from flask import g
+
+        for name in ("_login_user", "user", "_tenancy_scope", "csrf_token"):
+            g.pop(name, None)
+    application.before_request_funcs.setdefault(None, []).insert(0, forget_previous_user)
     return application
 
 

@@ -200,6 +200,7 @@ PERMISSION_LABELS = {
     "can_this_form_get": _l("Open the form"), "can_this_form_post": _l("Submit the form"),
     "can_import": _l("Import"), "can_copy": _l("Copy to my school"),
     "can_add_copies": _l("Add copies"),
+    "can_desk": _l("Use the circulation desk"),
 }
 
 
