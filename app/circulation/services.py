@@ -10,6 +10,7 @@ import datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app.catalog.models import Record
 from app.circulation import policies
@@ -63,13 +64,14 @@ def find_copy(session, school_id, barcode):
     barcode = (barcode or "").strip()
     if not barcode:
         raise CirculationError(_l("Scan or type a copy barcode."))
-    row = session.execute(
-        select(Copy, Record).join(Record, Record.id == Copy.record_id)
-        .where(Copy.school_id == school_id, Copy.barcode == barcode)).first()
+    # The desk needs no authors: skip their eager load (one query less per scan).
+    query = (select(Copy, Record).join(Record, Record.id == Copy.record_id)
+             .options(lazyload(Record.authors)))
+    row = session.execute(query.where(Copy.school_id == school_id,
+                                      Copy.barcode == barcode)).first()
     if row is None:
-        row = session.execute(
-            select(Copy, Record).join(Record, Record.id == Copy.record_id)
-            .where(Copy.school_id == school_id, Copy.accession_label == barcode)).first()
+        row = session.execute(query.where(Copy.school_id == school_id,
+                                          Copy.accession_label == barcode)).first()
     if row is None:
         raise CirculationError(_l("No copy of this school has the barcode “%(barcode)s”."),
                                barcode=barcode)
@@ -90,7 +92,7 @@ def open_loans(session, reader_id):
     """The reader's open loans with each copy's document type, oldest due first."""
     return session.execute(
         select(Loan, Copy, Record).join(Copy, Copy.id == Loan.copy_id)
-        .join(Record, Record.id == Copy.record_id)
+        .join(Record, Record.id == Copy.record_id).options(lazyload(Record.authors))
         .where(Loan.reader_id == reader_id, Loan.status == LoanStatus.active)
         .order_by(Loan.due_on, Loan.id)).all()
 

@@ -148,7 +148,7 @@ class DeskView(BaseView):
                     if other is None:
                         raise
                     return {"kind": "reader", **reader_panel(db.session, other, today)}
-                record = loan.copy.record
+                record = db.session.get(Record, loan.copy.record_id)  # already loaded
                 return {"kind": "checkout", "loan_id": loan.id,
                         "due_on": format_date(loan.due_on),
                         "loan": _loan_row(loan, loan.copy, record, today),
