@@ -79,7 +79,7 @@ def _make_app(url):
         # forget the user, scope and CSRF token a previous request of another client left.
         from flask import g
 
-        for name in ("_login_user", "user", "_tenancy_scope", "csrf_token"):
+        for name in ("_login_user", "user", "_tenancy_scope", "csrf_token", "_permissions"):
             g.pop(name, None)
     application.before_request_funcs.setdefault(None, []).insert(0, forget_previous_user)
     return application
