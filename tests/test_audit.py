@@ -1,5 +1,6 @@
 """Every change to library data records who did it and when; per-record history is visible
 to the school's staff and the department, and to no other school."""
+import pytest
 from sqlalchemy import select
 
 from app.collection.models import Location
@@ -81,3 +82,48 @@ def test_organisation_changes_are_recorded_for_the_department(app, login):
     assert page.status_code == 200 and "admin" in text(page)
     # City-wide records are not part of a school's history.
     assert login("thuvien").get(f"/auditlogview/record/school_year/{year_id}").status_code == 404
+
+
+def test_bulk_inserts_get_the_audit_entries_and_the_tenancy_rule_of_orm_writes(app):
+    """app.core.bulk writes rows without the ORM (imports of thousands of records): each row
+    gets the same "insert" entry as an ORM object would, and the flush guard's rule refuses
+    another school's rows."""
+    from flask_login import login_user
+
+    from app.collection.models import LocationKind
+    from app.core.bulk import insert_rows
+    from app.core.errors import TenancyError
+    from app.org.models import AppUser, OrgUnit
+
+    def row(school_id, code):
+        return {"school_id": school_id, "code": code, "name": f"Kệ {code}",
+                "kind": LocationKind.other, "is_active": True, "note": None}
+
+    with app.app_context():
+        librarian = db.session.execute(select(AppUser).where(
+            AppUser.username == "thuvien")).scalar_one()
+        own, other = (db.session.execute(select(OrgUnit.id).where(OrgUnit.code == code))
+                      .scalar_one() for code in ("79000001", "79000002"))
+        with app.test_request_context():
+            login_user(librarian)
+            ids = insert_rows(db.session, Location, [row(own, "T-BULK1"), row(own, "T-BULK2")],
+                              return_ids=True)
+            orm = Location(**row(own, "T-ORM"))
+            db.session.add(orm)
+            db.session.flush()
+            assert [c for (c,) in db.session.execute(select(Location.code).where(
+                Location.id.in_(ids)).order_by(Location.id))] == ["T-BULK1", "T-BULK2"]
+            entries = db.session.execute(select(AuditLog).where(
+                AuditLog.table_name == "location",
+                AuditLog.row_id.in_(ids + [orm.id])).order_by(AuditLog.row_id)).scalars().all()
+            assert [(e.row_id, e.action, e.username, e.school_id) for e in entries] == [
+                (pk, "insert", "thuvien", own) for pk in ids + [orm.id]]
+            assert entries[0].changes == {**{k: v for k, v in entries[2].changes.items()
+                                             if k not in ("id", "code", "name")},
+                                          "id": [None, ids[0]], "code": [None, "T-BULK1"],
+                                          "name": [None, "Kệ T-BULK1"]}
+            with pytest.raises(TenancyError):
+                insert_rows(db.session, Location, [row(own, "T-BULK3"), row(other, "T-BULK4")])
+            db.session.rollback()
+        assert db.session.execute(select(Location.id).where(
+            Location.code.like("T-BULK%"))).first() is None

@@ -10,6 +10,7 @@ with the application's reader. Decisions the tests pin down:
   truncated one);
 - a record flagged MARC-8 whose bytes are valid UTF-8 is read as UTF-8, with a warning.
 """
+import datetime
 import glob
 import io
 import json
@@ -328,7 +329,7 @@ def _record(title, *fields, leader="00000nam a2200000 a 4500"):
     return record
 
 
-def test_copies_come_from_852_949_952_with_their_barcodes(app, imported):
+def test_copies_come_from_852_949_952_with_their_barcodes(app, imported, login):
     with app.app_context():
         # 852 $p (map_data.mrc), 949 $i (jazz_1k.mrc).
         school_id, _r = imported["evergreen/map_data.mrc"]
@@ -391,6 +392,20 @@ def test_copies_come_from_852_949_952_with_their_barcodes(app, imported):
             AuditLog.school_id == school.id, AuditLog.table_name.in_(("record", "copy")),
             AuditLog.action == "insert")).scalar()
         assert logged == count(Record, school) + count(Copy, school)
+        # The record's creation lists its values (its original MARC stays in the record).
+        record_id, copy_id = copies[0].record_id, copies[0].id
+        entry = db.session.execute(select(AuditLog).where(
+            AuditLog.table_name == "record", AuditLog.row_id == record_id)).scalar_one()
+        assert entry.action == "insert" and entry.username == "test"
+        assert entry.changes["title"] == [None, "Dế Mèn phiêu lưu ký"]
+        assert entry.changes["call_number"] == [None, "895.9223 HOA"]
+        assert "marc" not in entry.changes
+    # ...and shows on the history pages of the record and of its copies.
+    admin = login("admin")
+    for table, row_id, shown in (("record", record_id, "Dế Mèn phiêu lưu ký"),
+                                 ("copy", copy_id, "KOHA-0001")):
+        page = admin.get(f"/auditlogview/record/{table}/{row_id}")
+        assert page.status_code == 200 and shown in text(page) and "Tạo mới" in text(page)
 
 
 def test_duplicates_are_skipped_or_get_the_copies_or_are_imported(app):
@@ -444,6 +459,33 @@ def test_an_error_while_writing_saves_nothing(app, monkeypatch):
         assert "disk full" in str(error.value)
         assert [count(m, school) for m in (Record, Copy, LibrarySettings, AccessionSeries)] \
             == [0, 0, 0, 0]
+
+
+def test_an_import_into_another_school_is_refused_by_the_tenancy_rule(app):
+    """Records and copies are written with bulk statements, which no flush sees: inside a
+    librarian's request the rule of the flush guard still refuses another school's rows,
+    and nothing is saved."""
+    from flask_login import login_user
+
+    from app.collection.services import ensure_library
+    from app.core.errors import TenancyError
+    from app.org.models import AppUser
+
+    with app.app_context():
+        other = new_school()
+        ensure_library(db.session, other)  # set up beforehand: the import writes rows only
+        db.session.commit()
+        librarian = db.session.execute(select(AppUser).where(
+            AppUser.username == "thuvien")).scalar_one()
+        audit_before = db.session.execute(select(func.count()).select_from(AuditLog)).scalar()
+        with app.test_request_context():
+            login_user(librarian)
+            with pytest.raises(TenancyError):
+                marc_import.run_import(db.session, other, read("evergreen/map_data.mrc"),
+                                       "map_data.mrc", marc_import.ImportOptions())
+        assert [count(m, other) for m in (Record, Copy)] == [0, 0]
+        assert db.session.execute(select(func.count()).select_from(AuditLog)).scalar() == \
+            audit_before
 
 
 # --- Export -----------------------------------------------------------------------------
@@ -557,6 +599,36 @@ def test_untouched_imported_records_export_their_original_fields(app, catalogue)
         unchanged = ("008", "040", "250", "260", "300", "520", "650")
         assert [f.as_marc("utf-8") for f in edited.fields if f.tag in unchanged] == \
             [f.as_marc("utf-8") for f in source.fields if f.tag in unchanged]
+
+
+def test_unchanged_imported_records_export_without_mapping_their_marc_again(app, catalogue,
+                                                                            monkeypatch):
+    """An imported record keeps the fingerprint of its values with its MARC: an export sees
+    that it is unchanged without mapping the MARC again, and writes exactly what mapping it
+    gives. An edit changes the values, so the record is mapped and rewritten."""
+    now = datetime.datetime(2026, 11, 25, 8, 0)
+    with app.app_context():
+        records = [r for r in db.session.execute(select(Record).where(
+            Record.school_id == catalogue)).scalars() if r.marc]  # imported ones
+        assert len(records) >= 20 and all(marc.DIGEST_KEY in r.marc for r in records)
+        for record in records:
+            values = marc.record_values(record)
+            remapped = {k: v for k, v in record.marc.items() if k != marc.DIGEST_KEY}
+            assert marc.update_marc(record.marc, values, now) == \
+                marc.update_marc(remapped, values, now), record.title
+        edited = next(r for r in records if r.title.startswith("Summerland"))
+        values = marc.record_values(edited)
+        assert marc.values_digest(values) != edited.marc[marc.DIGEST_KEY]
+        assert marc.update_marc(edited.marc, values, now)["fields"] != edited.marc["fields"]
+
+        def not_again(*args, **kwargs):
+            raise AssertionError("mapped again")
+
+        monkeypatch.setattr(marc, "record_fields", not_again)
+        for record in records:
+            if record is not edited:
+                marc.update_marc(record.marc, marc.record_values(record), now)
+        db.session.rollback()
 
 
 def test_records_catalogued_in_the_application_export_complete_records(app, catalogue):

@@ -67,26 +67,44 @@ def view_routes(app):
             yield views[blueprint], method, rule
 
 
-def sample_pk(app, view, foreign_code=None):
+def sample_pk(app, view, code=None):
+    """The first row of the view's model (of school `code` when given)."""
     model = getattr(getattr(view, "datamodel", None), "obj", None)
     if model is None:
         return 1
     query = select(model.id)
-    if foreign_code and hasattr(model, "school_id"):
-        query = query.where(model.school_id == school_id(foreign_code))
+    if code and hasattr(model, "school_id"):
+        query = query.where(model.school_id == school_id(code))
     return db.session.execute(query.order_by(model.id)).scalars().first() or 1
 
 
 SELF_SERVICE_ACTIONS = {"resetmypassword", "userinfoedit"}
+# Actions that only read (view class, action): read-only roles may run them on the rows of
+# their scope (POST, as the list page sends them); readers may not.
+READ_ACTIONS = {("RecordView", "export_marc"), ("RecordView", "export_marcxml"),
+                ("ReaderView", "print_cards")}
 
 
-def build_urls(app, view, method, rule, pk):
-    """Every concrete URL of a rule (one per action for action routes)."""
+def action_names(view, default=None):
+    return [n for n in (getattr(view, "actions", None) or default or {})
+            if n not in SELF_SERVICE_ACTIONS]
+
+
+def build_requests(app, view, method, rule, pk, own_pk):
+    """(url, extra form data, action name or None) of every concrete request of a rule: one
+    per action for action routes, on a row of the user's scope for a read action."""
+    name = type(view).__name__
+
+    def pk_for(action):
+        return own_pk if (name, action) in READ_ACTIONS else pk
+
     if "name" in rule.arguments:
-        names = [n for n in (getattr(view, "actions", None) or {"x": None})
-                 if n not in SELF_SERVICE_ACTIONS]
-        return [build_url(app, view, method, rule, pk, name) for name in names]
-    return [build_url(app, view, method, rule, pk)]
+        return [(build_url(app, view, method, rule, pk_for(n), n), {}, n)
+                for n in action_names(view, {"x": None})]
+    if method == "action_post":
+        url = build_url(app, view, method, rule, pk)
+        return [(url, {"action": n, "rowid": str(pk_for(n))}, n) for n in action_names(view)]
+    return [(build_url(app, view, method, rule, pk), {}, None)]
 
 
 def build_url(app, view, method, rule, pk, action_name="x"):
@@ -115,10 +133,13 @@ def build_url(app, view, method, rule, pk, action_name="x"):
 @pytest.mark.parametrize("username", sorted(READ_ONLY | READERS))
 def test_read_only_and_reader_roles_cannot_write_anything(app, login, username):
     c = login(username)
+    # A school the user sees (for read actions); None: any school.
+    own_code = min(VISIBLE[username]) if VISIBLE.get(username) else None
     with app.app_context():
         before = fingerprint()
         token = session_csrf(c)
         checked = 0
+        reads_run = set()
         for view, method, rule in view_routes(app):
             name = type(view).__name__
             if name in SELF_SERVICE or rule.endpoint.startswith("AuthDBView"):
@@ -128,18 +149,22 @@ def test_read_only_and_reader_roles_cannot_write_anything(app, login, username):
             if name == "AppUserDBModelView" and method in ("userinfo",):
                 continue
             pk = sample_pk(app, view)
-            requests = [(url, {}) for url in build_urls(app, view, method, rule, pk)]
-            if method == "action_post":
-                url = build_url(app, view, method, rule, pk)
-                requests = [(url, {"action": n, "rowid": str(pk)})
-                            for n in (getattr(view, "actions", None) or {})
-                            if n not in SELF_SERVICE_ACTIONS]
-            for url, extra in requests:
+            own_pk = sample_pk(app, view, own_code)
+            for url, extra, action in build_requests(app, view, method, rule, pk, own_pk):
                 for verb in ("get", "post"):
                     if verb.upper() not in rule.methods:
                         continue
                     resp = getattr(c, verb)(url, data={"name": "x", "code": "HACK",
                                                        "csrf_token": token, **extra})
+                    if (name, action) in READ_ACTIONS and username in READ_ONLY \
+                            and verb == "post":
+                        # A read: the file of the user's own row.
+                        assert resp.status_code == 200, (username, url, resp.status_code)
+                        assert "attachment" in resp.headers["Content-Disposition"], url
+                        assert resp.get_data(), url  # (and the stream is consumed)
+                        reads_run.add((name, action))
+                        checked += 1
+                        continue
                     assert resp.status_code in (302, 401, 403, 404, 405), (
                         username, verb, url, resp.status_code)
                     if resp.status_code == 302 and "/login" not in resp.headers["Location"]:
@@ -149,6 +174,7 @@ def test_read_only_and_reader_roles_cannot_write_anything(app, login, username):
                         assert "Truy cập bị từ chối" in flashes, (username, url, flashes)
                     checked += 1
         assert checked > 20
+        assert reads_run == (READ_ACTIONS if username in READ_ONLY else set())
         assert fingerprint() == before
 
 

@@ -27,10 +27,9 @@ from wtforms import BooleanField, SelectField
 from wtforms.validators import Optional
 
 from app.catalog import excel
-from app.collection.label_views import school_choices, scoped_school
 from app.collection.models import Intake
 from app.core.errors import DomainError
-from app.core.tenancy import current_scope
+from app.core.tenancy import current_scope, school_choices, scoped_school
 from app.extensions import db
 from app.org.models import OrgUnit
 

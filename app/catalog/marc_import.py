@@ -15,12 +15,13 @@ one counter update per series (see app.collection.services.allocate).
 """
 import dataclasses
 import datetime
+import json
 import re
 import time
 import types
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import Text, case, cast, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from stdnum import isbn as stdnum_isbn
 
@@ -37,6 +38,7 @@ from app.collection.models import (
     Location,
 )
 from app.collection.services import DEFAULT_SERIES, accession_label, allocate, ensure_library
+from app.core.bulk import gc_paused, insert_rows
 from app.core.enums import N_
 from app.core.errors import DomainError, ValidationError
 from app.core.i18n import fold
@@ -269,7 +271,7 @@ class _RecordPlan:
     call_number: str = None
     copies: list = dataclasses.field(default_factory=list)
     target: object = None  # attach: an existing record id, or the _RecordPlan of the file
-    record: Record = None  # after writing
+    record_id: int = None  # after writing
 
 
 def _plan(session, school, data, filename, options, writing):
@@ -298,11 +300,11 @@ def _plan(session, school, data, filename, options, writing):
 
 def _plan_record(catalogue, entry, options, result, unknown_locations):
     data = entry.as_dict()
-    indexed = marc.index_fields(data)
-    outcome = Outcome(entry.position, "error", "skip", title=entry.title)
+    indexed = entry.index()
+    control, title = entry.control_number, entry.title
+    outcome = Outcome(entry.position, "error", "skip", title=title)
     plan = _RecordPlan(outcome)
     result.problems.extend(entry.warnings)
-    control, title = entry.control_number, entry.title
 
     def problem(message, params=None, level="error"):
         result.problems.append(marc.Problem(message, params or {}, entry.position, control,
@@ -410,7 +412,7 @@ def _plan_copy(catalogue, plan, item, problem, unknown_locations):
 def preview_import(session, school, data, filename=None, options=None):
     """What the import of `data` would create, without writing anything."""
     options = options or ImportOptions()
-    with session.no_autoflush:
+    with gc_paused(), session.no_autoflush:
         result, _plans, _catalogue = _plan(session, school, data, filename, options,
                                            writing=False)
     return result
@@ -432,13 +434,14 @@ def run_import(session, school, data, filename=None, options=None, on_progress=N
                 raise ValidationError(_l("The general register line belongs to another "
                                          "school."), field="intake")
         settings = ensure_library(session, school)
-        with session.no_autoflush:
-            result, plans, catalogue = _plan(session, school, data, filename, options,
-                                             writing=True)
-        _write(session, school, settings, catalogue, plans, intake, on_progress)
-        for plan in plans:  # before the commit expires the records
-            if plan.record is not None:
-                plan.outcome.record_id = plan.record.id
+        with gc_paused():
+            with session.no_autoflush:
+                result, plans, catalogue = _plan(session, school, data, filename, options,
+                                                 writing=True)
+            _write(session, school, settings, catalogue, plans, intake, on_progress)
+        for plan in plans:
+            if plan.record_id is not None:
+                plan.outcome.record_id = plan.record_id
         session.commit()
     except DomainError:
         session.rollback()
@@ -468,14 +471,13 @@ def _write(session, school, settings, catalogue, plans, intake, on_progress):
         on_progress(0, total)
     for start in range(0, len(created), BATCH):
         batch = created[start:start + BATCH]
-        for plan in batch:
-            plan.record = _new_record(school, plan, settings, rule, length)
-        session.add_all([p.record for p in batch])
-        session.flush()
+        ids = insert_rows(session, Record, [_record_row(school, p, settings, rule, length)
+                                            for p in batch], return_ids=True)
+        for plan, record_id in zip(batch, ids):
+            plan.record_id = record_id
         _insert_authors(session, school, batch)
-        numbering.add_copies([(p, p.record.id, True, p.record) for p in batch if p.copies],
-                             intake)
-        session.flush()
+        numbering.add_copies([(p, p.record_id, True, p.fields["price"]) for p in batch
+                              if p.copies], intake)
         done += len(batch)
         if on_progress:
             on_progress(done, total)
@@ -483,25 +485,18 @@ def _write(session, school, settings, catalogue, plans, intake, on_progress):
         targets = {}
         for plan in attached:
             if isinstance(plan.target, _RecordPlan):
-                record = plan.target.record
-                targets[id(plan)] = (record.id, False, record)
+                targets[id(plan)] = (plan.target.record_id, plan.target.fields["price"])
             else:
-                targets[id(plan)] = (plan.target, False, None)
-        missing = {t[0] for t in targets.values() if t[2] is None}
+                targets[id(plan)] = (plan.target, None)
+        missing = {t[0] for t in targets.values() if t[1] is None}
         prices = dict(session.execute(select(Record.id, Record.price).where(
             Record.school_id == school.id, Record.id.in_(missing))).all()) if missing else {}
-        numbering.add_copies([(p, targets[id(p)][0], False, targets[id(p)][2]
-                               or _PriceOnly(prices.get(targets[id(p)][0])))
-                              for p in attached], intake)
-        session.flush()
+        numbering.add_copies([(p, targets[id(p)][0], False, targets[id(p)][1]
+                               if targets[id(p)][1] is not None
+                               else prices.get(targets[id(p)][0])) for p in attached], intake)
         done += len(attached)
         if on_progress:
             on_progress(done, total)
-
-
-@dataclasses.dataclass
-class _PriceOnly:
-    price: object
 
 
 RECORD_COLUMNS = ("title", "subtitle", "responsibility", "edition", "place", "publisher",
@@ -509,38 +504,47 @@ RECORD_COLUMNS = ("title", "subtitle", "responsibility", "edition", "place", "pu
                   "volume", "summary", "subjects", "class_number")
 
 
-def _new_record(school, plan, settings, rule, length):
-    """The Record of a plan (an ORM object, audited); its authors are inserted after the
-    flush (they are not audited: "recorded through the record's own history")."""
+def _record_row(school, plan, settings, rule, length):
+    """The row of a new record (written with app.core.bulk, audited there); its authors are
+    inserted after it (they are not audited: "recorded through the record's own history")."""
     fields = plan.fields
-    values = {name: fields[name] for name in RECORD_COLUMNS}
+    row = {name: fields[name] for name in RECORD_COLUMNS}
     # Search forms and call number exactly as Record.refresh_search_fields and
     # services.compute_call_number compute them.
-    values["title_folded"] = fields["title_folded"]
-    values["authors_folded"] = fields["authors_folded"]
+    row["title_folded"] = fields["title_folded"]
+    row["authors_folded"] = fields["authors_folded"]
     holder = types.SimpleNamespace(
         title=fields["title"], main_author=fields["main_author"],
         class_number=fields["class_number"], author_mark=None,
         call_number=plan.call_number[:80] if plan.call_number else None,
         call_number_is_manual=bool(plan.call_number))
     compute_call_number(holder, rule, length)
-    # Every column is given: one left out would be expired by the flush and read back with
-    # one SELECT per record (the audit log reads every column).
-    return Record(
-        school_id=school.id, **values,
-        document_type_id=plan.document_type.id if plan.document_type else None,
-        scheme_id=plan.scheme.id if plan.scheme else None,
-        author_mark=holder.author_mark, call_number=holder.call_number,
-        call_number_is_manual=holder.call_number_is_manual, is_hidden=False,
-        marc=plan.marc, copied_from_id=None)
+    # The record's values as an export reads them back (see marc.stored_marc).
+    values = {name: fields[name] for name in EXPORT_VALUES}
+    values.update(scheme=marc.scheme_code(plan.scheme),
+                  document_type=plan.document_type.code if plan.document_type else None,
+                  authors=[(name, role, main) for name, role, main in _authors(plan)])
+    row.update(school_id=school.id,
+               document_type_id=plan.document_type.id if plan.document_type else None,
+               scheme_id=plan.scheme.id if plan.scheme else None,
+               author_mark=holder.author_mark, call_number=holder.call_number,
+               call_number_is_manual=holder.call_number_is_manual, is_hidden=False,
+               marc=marc.stored_marc(plan.marc, fields, values), copied_from_id=None)
+    return row
+
+
+def _authors(plan):
+    """(name, role, is_main) of a new record's authors, in order."""
+    main = plan.fields["main_author"]
+    return [(name, role, i == 0 and main == name)
+            for i, (name, role) in enumerate(plan.fields["authors"])]
 
 
 def _insert_authors(session, school, plans):
-    rows = [{"school_id": school.id, "record_id": plan.record.id, "name": name, "role": role,
-             "is_main": i == 0 and plan.fields["main_author"] == name, "position": i}
-            for plan in plans for i, (name, role) in enumerate(plan.fields["authors"])]
-    if rows:
-        session.execute(insert(RecordAuthor.__table__), rows)
+    rows = [{"school_id": school.id, "record_id": plan.record_id, "name": name, "role": role,
+             "is_main": main, "position": i}
+            for plan in plans for i, (name, role, main) in enumerate(_authors(plan))]
+    insert_rows(session, RecordAuthor, rows)
 
 
 class _Numbering:
@@ -560,11 +564,11 @@ class _Numbering:
             raise_counter(self.session, self.school.id, f"series:{series_id}:0", number)
 
     def add_copies(self, items, intake):
-        """items: (plan, record_id, record_is_new, record-or-price-holder)."""
+        """items: (plan, record_id, record_is_new, the record's price)."""
         session = self.session
         pending = {}  # counter key -> [copy plans without number]
         new_counters = {}
-        for plan, record_id, is_new, _record in items:
+        for plan, record_id, is_new, _price in items:
             for copy in plan.copies:
                 series = copy.series
                 if series.is_textbook and is_new:
@@ -575,7 +579,7 @@ class _Numbering:
                 elif series.is_textbook:
                     raise_counter(session, self.school.id, key, copy.number)
         # Textbooks of new records: their counters start here (numbers kept, then the next).
-        for plan, record_id, is_new, _record in items:
+        for plan, record_id, is_new, _price in items:
             if not is_new:
                 continue
             by_series = {}
@@ -593,26 +597,27 @@ class _Numbering:
             first = allocate(session, self.school.id, key, len(copies))
             for i, copy in enumerate(copies):
                 copy.number = first + i
-        if new_counters:
-            session.add_all([Counter(school_id=self.school.id, key=key, last_value=value)
-                             for key, value in new_counters.items()])
+        sid = self.school.id
+        insert_rows(session, Counter, [{"school_id": sid, "key": key, "last_value": value}
+                                       for key, value in new_counters.items()])
+        intake_id = intake.id if intake else None
+        funding = intake.funding if intake else None
+        source = intake.source if intake else None
         rows = []
-        for plan, record_id, _is_new, record in items:
+        for plan, record_id, _is_new, price in items:
             for copy in plan.copies:
                 series = copy.series
                 label = accession_label(series, record_id, copy.number)
-                barcode = copy.barcode or self._barcode(label, series)
-                rows.append(Copy(
-                    school_id=self.school.id, record_id=record_id, series_id=series.id,
-                    sequence_key=record_id if series.is_textbook else 0,
-                    accession_number=copy.number, accession_label=label, barcode=barcode,
-                    location_id=copy.location_id, intake_id=intake.id if intake else None,
-                    status=CopyStatus.available,
-                    price=copy.price if copy.price is not None else getattr(record, "price",
-                                                                            None),
-                    funding=intake.funding if intake else None,
-                    acquisition_source=intake.source if intake else None, note=None))
-        session.add_all(rows)
+                rows.append({
+                    "school_id": sid, "record_id": record_id, "series_id": series.id,
+                    "sequence_key": record_id if series.is_textbook else 0,
+                    "accession_number": copy.number, "accession_label": label,
+                    "barcode": copy.barcode or self._barcode(label, series),
+                    "location_id": copy.location_id, "intake_id": intake_id,
+                    "status": CopyStatus.available,
+                    "price": copy.price if copy.price is not None else price,
+                    "funding": funding, "acquisition_source": source, "note": None})
+        insert_rows(session, Copy, rows)
 
     def _barcode(self, label, series):
         base = f"{self.prefix}{label.replace(series.separator, '')}"[:40]
@@ -697,14 +702,18 @@ class MarcExport:
 
     def _records(self):
         session, sid = self.session, self.school.id
-        schemes = {s.id: ("DDC" if s.code == "DDC" else (s.marc_source or s.code))
+        schemes = {s.id: marc.scheme_code(s)
                    for s in session.execute(select(ClassificationScheme)).scalars()}
         types = dict(session.execute(select(DocumentType.id, DocumentType.code)).all())
         locations = dict(session.execute(select(Location.id, Location.code).where(
             Location.school_id == sid)).all())
         t = Record.__table__.c
         columns = [t.id] + [t[name] for name in EXPORT_VALUES] + [
-            t.scheme_id, t.document_type_id, t.call_number, t.marc]
+            t.scheme_id, t.document_type_id, t.call_number,
+            # As text, decoded record by record: a batch of decoded MARC (a hundred small
+            # objects a record) would outlive the garbage collector's young generations and
+            # make it walk the whole heap, again and again.
+            cast(t.marc, Text).label("marc")]
         last = 0
         offset = 0
         while True:
@@ -720,20 +729,29 @@ class MarcExport:
                 if self.ids is not None:
                     continue
                 return
-            ids = [r.id for r in rows]
-            last = ids[-1]
+            first, last = rows[0].id, rows[-1].id
+            if self.ids is None:
+                # Every record of the school between the first and the last of the batch
+                # is in it: a range, not a list of a thousand ids to bind.
+                def of_batch(column):
+                    return column.between(first, last)
+            else:
+                ids = [r.id for r in rows]
+
+                def of_batch(column):
+                    return column.in_(ids)
             authors = {}
             for rid, name, role, is_main in session.execute(
                     select(RecordAuthor.record_id, RecordAuthor.name, RecordAuthor.role,
                            RecordAuthor.is_main).where(
-                        RecordAuthor.school_id == sid, RecordAuthor.record_id.in_(ids))
+                        RecordAuthor.school_id == sid, of_batch(RecordAuthor.record_id))
                     .order_by(RecordAuthor.record_id, RecordAuthor.position)):
                 authors.setdefault(rid, []).append((name, role, is_main))
             copies = {}
             for rid, barcode, label, location_id in session.execute(
                     select(Copy.record_id, Copy.barcode, Copy.accession_label,
                            Copy.location_id).where(
-                        Copy.school_id == sid, Copy.record_id.in_(ids),
+                        Copy.school_id == sid, of_batch(Copy.record_id),
                         Copy.status != CopyStatus.withdrawn)
                     .order_by(Copy.record_id, Copy.series_id, Copy.sequence_key,
                               Copy.accession_number)):
@@ -746,4 +764,4 @@ class MarcExport:
                 items = [{"barcode": b, "label": lab, "location": locations.get(loc),
                           "call_number": row.call_number}
                          for b, lab, loc in copies.get(row.id, ())]
-                yield values, items, row.marc, row.id
+                yield values, items, json.loads(row.marc) if row.marc else None, row.id

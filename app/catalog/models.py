@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import relationship
 
@@ -101,6 +102,13 @@ ROLE_WORDS = {  # how librarians type roles in the authors box
 }
 
 
+# Words of a record for the union catalogue (PostgreSQL): the folded title and authors as
+# 'simple' text-search words (no stemming, no stop words: Vietnamese syllables as typed).
+# Searches must write this exact expression for the planner to use ix_record_search_fts.
+SEARCH_VECTOR_SQL = ("to_tsvector('simple'::regconfig, "
+                     "(title_folded::text || ' '::text) || authors_folded::text)")
+
+
 class Record(SchoolOwnedMixin, Model):
     __tablename__ = "record"
     __label__ = N_("Record")
@@ -154,6 +162,9 @@ class Record(SchoolOwnedMixin, Model):
               postgresql_ops={"title_folded": "gin_trgm_ops"}),
         Index("ix_record_authors_trgm", "authors_folded", postgresql_using="gin",
               postgresql_ops={"authors_folded": "gin_trgm_ops"}),
+        # Union catalogue: whole words (tsvector GIN) on PostgreSQL; SQLite scans with LIKE.
+        Index("ix_record_search_fts", text(SEARCH_VECTOR_SQL),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
     @property

@@ -1,13 +1,15 @@
 """Cataloguing screens: records, copy cataloguing from the union catalogue, reference data."""
-from flask import abort, flash, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.widgets import ListWidget
 from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from app.catalog import services
+from app.catalog import marc_import, services
 from app.catalog.models import ClassificationScheme, ClassNumber, DocumentType, Record
 from app.collection import services as collection
 from app.collection.models import AccessionSeries, Intake, Location
@@ -50,8 +52,19 @@ RECORD_LABELS = {
 }
 
 
+class RecordListWidget(ListWidget):
+    """The catalogue list with an "Export MARC" button (the whole catalogue, /marc)."""
+
+    template = "catalog/record_list_widget.html"
+
+
 class RecordView(SchoolScopedModelView):
     datamodel = SQLAInterface(Record)
+    list_widget = RecordListWidget
+    # Exporting selected records only reads them: "can_download", a read permission (as on
+    # /marc), so principals and offices may export too. (FAB's file-download route that
+    # "can_download" normally opens stays excluded: see AppModelView.)
+    method_permission_name = {"export_marc": "download", "export_marcxml": "download"}
     list_title = _l("Catalogue")
     show_title = _l("Record")
     add_title = _l("Catalogue a document")
@@ -117,6 +130,33 @@ class RecordView(SchoolScopedModelView):
         for author in item.authors:
             author.school_id = item.school_id
         self._prepare(item)
+
+    @action("export_marc", _l("Export MARC (ISO 2709)"), icon="fa-download")
+    def export_marc(self, items):
+        return self._export(items, "iso2709")
+
+    @action("export_marcxml", _l("Export MARCXML"), icon="fa-download")
+    def export_marcxml(self, items):
+        return self._export(items, "marcxml")
+
+    def _export(self, items, fmt):
+        """The selected records as a MARC file, by the /marc export service. AppModelView's
+        action routes have already refused (404) any record outside the user's scope."""
+        items = items if isinstance(items, list) else [items]  # list page, or show page
+        if not items:
+            abort(400)
+        schools = {item.school_id: item.school for item in items}
+        if len(schools) > 1:
+            # One file is one school's catalogue (its code is in every 852).
+            flash(gettext("The selected records belong to several schools: export the "
+                          "records of one school at a time."), "warning")
+            return redirect(url_for(f"{self.endpoint}.list"))
+        exporter = marc_import.MarcExport(self.datamodel.session, schools.popitem()[1], fmt,
+                                          [item.id for item in items])
+        return Response(stream_with_context(iter(exporter)), mimetype=exporter.mimetype,
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="{exporter.filename}"',
+                                 "Cache-Control": "no-store"})
 
     @expose("/copies/<int:pk>", methods=["GET", "POST"])
     @has_access
@@ -213,13 +253,14 @@ class UnionCatalogueView(BaseView):
     def search(self):
         text = request.args.get("q", "").strip()
         page = max(int(request.args.get("page", "1") or 1), 1)
-        total, rows = (0, [])
+        total, rows, cap = 0, [], services.SEARCH_CAP
         if text:
             total, rows = services.search_records(db.session, text, None, limit=50,
-                                                  offset=(page - 1) * 50)
+                                                  offset=(page - 1) * 50, cap=cap)
         scope = current_scope()
         return self.render_template(
-            "catalog/union.html", q=text, rows=rows, total=total, page=page,
+            "catalog/union.html", q=text, rows=rows, total=min(total, cap),
+            more=total > cap, cap=cap, page=page,
             can_copy=scope.write_school_id is not None, own_school_id=scope.write_school_id,
             title=_l("Union catalogue"), appbuilder=self.appbuilder)
 

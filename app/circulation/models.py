@@ -141,6 +141,9 @@ class Loan(SchoolOwnedMixin, Model):
 
     __tablename__ = "loan"
     __label__ = N_("Loan")
+    # The loan register is its own history (who lent, who took back, when): an audit row per
+    # checkout and return would double 25–50 M rows a year for nothing.
+    __audited__ = False
 
     id = Column(Integer, primary_key=True)
     copy_id = Column(Integer, nullable=False)
@@ -210,6 +213,7 @@ class Hold(SchoolOwnedMixin, Model):
         ForeignKeyConstraint(["school_id", "copy_id"], ["copy.school_id", "copy.id"],
                              name="fk_hold_copy"),
         Index("ix_hold_record_status", "record_id", "status"),
+        Index("ix_hold_copy_status", "copy_id", "status"),
         Index("ix_hold_reader_status", "reader_id", "status"),
     )
 

@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.catalog.models import Record
 from app.circulation import policies
@@ -19,7 +20,7 @@ from app.circulation.models import (
 )
 from app.collection.models import Copy, CopyStatus
 from app.core.errors import DomainError
-from app.core.i18n import format_date
+from app.core.i18n import format_date, local_today
 from app.readers.models import Reader, ReaderStatus
 
 # Copies in these states cannot leave the library.
@@ -34,6 +35,10 @@ NOT_LENDABLE = {
 
 class CirculationError(DomainError):
     status = 409
+
+
+class UnknownCopy(CirculationError):
+    """No copy of the school has this barcode (the desk then tries it as a reader card)."""
 
 
 def _now():
@@ -73,8 +78,10 @@ def find_copy(session, school_id, barcode):
         row = session.execute(query.where(Copy.school_id == school_id,
                                           Copy.accession_label == barcode)).first()
     if row is None:
-        raise CirculationError(_l("No copy of this school has the barcode “%(barcode)s”."),
-                               barcode=barcode)
+        raise UnknownCopy(_l("No copy of this school has the barcode “%(barcode)s”."),
+                          barcode=barcode)
+    # Keep the record on the copy (no reload by the caller, and a strong reference).
+    set_committed_value(row[0], "record", row[1])
     return row
 
 
@@ -123,7 +130,7 @@ def allowance(session, reader, rules=None, loans=None):
 
 def checkout(session, actor, school_id, reader, barcode, today=None):
     """Lend the copy with `barcode` to `reader`; returns the new Loan."""
-    today = today or datetime.date.today()
+    today = today or local_today()
     if reader.school_id != school_id:
         raise CirculationError(_l("Reader %(reader)s belongs to another school."),
                                reader=reader.full_name)
@@ -191,12 +198,15 @@ def _hold_on_copy(session, copy_id):
 
 def checkin(session, actor, school_id, barcode, today=None, damaged=False):
     """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
-    today = today or datetime.date.today()
+    today = today or local_today()
     copy, record = find_copy(session, school_id, barcode)
-    loan = session.scalars(select(Loan).where(
+    row = session.execute(select(Loan, Reader).join(Reader, Reader.id == Loan.reader_id).where(
         Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
-    if loan is None:
+    if row is None:
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
+    loan, reader = row
+    set_committed_value(loan, "copy", copy)
+    set_committed_value(loan, "reader", reader)
     settings = policies.settings_for(session, school_id)
     loan.status = LoanStatus.returned
     loan.returned_at = _now()
@@ -229,7 +239,7 @@ def _next_hold(session, school_id, record_id, copy, today, settings):
 
 def renew(session, actor, school_id, barcode, today=None):
     """Renew the open loan of the copy with `barcode`; returns the loan."""
-    today = today or datetime.date.today()
+    today = today or local_today()
     copy, record = find_copy(session, school_id, barcode)
     loan = session.scalars(select(Loan).where(
         Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
@@ -334,7 +344,7 @@ def mark_lost(session, actor, school_id, loan_id, compensation=None, amount=None
 # --- holds ----------------------------------------------------------------------------------
 
 def place_hold(session, actor, school_id, reader, record_id, today=None):
-    today = today or datetime.date.today()
+    today = today or local_today()
     check_reader(reader, today)
     record = session.get(Record, record_id)
     if record is None or record.school_id != school_id or reader.school_id != school_id:
@@ -377,7 +387,7 @@ def cancel_hold(session, actor, school_id, hold_id):
 def expire_holds(session, school_id, today=None):
     """Close set-aside holds past their date; their copies go to the next reader waiting.
     Returns the number of holds expired."""
-    today = today or datetime.date.today()
+    today = today or local_today()
     expired = session.scalars(select(Hold).where(
         Hold.school_id == school_id, Hold.status == HoldStatus.ready,
         Hold.expires_on < today)).all()
@@ -412,17 +422,13 @@ def lend_to_class(session, actor, school_id, class_name, record_ids=(), barcodes
     (textbook handout). With `holder` (the homeroom teacher): the copies in `barcodes` are lent
     to the holder as one class loan (a classroom box).
     """
-    today = today or datetime.date.today()
+    today = today or local_today()
     class_name = (class_name or "").strip()
     if not class_name:
         raise CirculationError(_l("Choose a class."))
     now = _now()
     settings = policies.settings_for(session, school_id)
     rules = policies.school_rules(session, school_id)
-    class_loan = ClassLoan(school_id=school_id, class_name=class_name, loaned_at=now,
-                           per_student=holder is None, note=note,
-                           holder_id=holder.id if holder else None, due_on=due_on or today)
-    session.add(class_loan)
     plan = []  # (reader, copy, record)
     if holder is None:
         students = class_readers(session, school_id, class_name)
@@ -463,19 +469,24 @@ def lend_to_class(session, actor, school_id, class_name, record_ids=(), barcodes
     if not plan:
         raise CirculationError(_l("Choose the titles to lend to the class."))
     due = due_on
-    for reader, copy, record in plan:
-        if due is None:
+    if due is None:
+        # Every check before anything is added: a refusal leaves the session unchanged.
+        for reader, _copy, record in plan:
             rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
             if rule is None:
                 raise CirculationError(
                     _l("No loan rule applies to this reader and this document."))
-            due = policies.due_date(session, school_id, rule, settings, today)
+            due = due or policies.due_date(session, school_id, rule, settings, today)
+    class_loan = ClassLoan(school_id=school_id, class_name=class_name, loaned_at=now,
+                           per_student=holder is None, note=note,
+                           holder_id=holder.id if holder else None, due_on=due)
+    session.add(class_loan)
+    for reader, copy, record in plan:
         session.add(Loan(school_id=school_id, copy=copy, reader=reader,
                          class_loan=class_loan, kind=LoanKind.class_set,
                          status=LoanStatus.active, class_name=class_name, loaned_at=now,
                          due_on=due, loaned_by_id=getattr(actor, "id", None)))
         copy.status = CopyStatus.on_loan
-    class_loan.due_on = due
     try:
         with session.begin_nested():
             session.flush()
@@ -489,13 +500,19 @@ def return_class_loan(session, actor, school_id, class_loan_id):
     class_loan = session.get(ClassLoan, class_loan_id)
     if class_loan is None or class_loan.school_id != school_id:
         raise CirculationError(_l("Class loan not found."))
-    now = _now()
+    if class_loan.closed_at is not None:
+        raise CirculationError(_l("This class loan has already been returned."))
+    now, today = _now(), local_today()
+    settings = policies.settings_for(session, school_id)
     count = 0
     for loan in class_loan.loans:
         if loan.status == LoanStatus.active:
             loan.status, loan.returned_at = LoanStatus.returned, now
             loan.returned_by_id = getattr(actor, "id", None)
             loan.copy.status = CopyStatus.available
+            session.flush()
+            # Like a return at the desk: a reader waiting for the title gets the copy.
+            _next_hold(session, school_id, loan.copy.record_id, loan.copy, today, settings)
             count += 1
     class_loan.closed_at = now
     return count
@@ -506,7 +523,7 @@ def return_class_loan(session, actor, school_id, class_loan_id):
 def record_reading(session, actor, school_id, on=None, reader=None, barcode=None,
                    class_name=None, category_id=None, visits=1):
     """Đọc tại chỗ: one copy read in the library, or a visit count for a reader or a class."""
-    on = on or datetime.date.today()
+    on = on or local_today()
     if visits is None or visits < 1:
         raise CirculationError(_l("The number of visits must be at least 1."))
     copy = None
@@ -532,7 +549,7 @@ def record_reading(session, actor, school_id, on=None, reader=None, barcode=None
 
 def overdue_loans(session, school_ids, today=None, class_name=None):
     """Open loans past their due date, by class then reader (for homeroom teachers)."""
-    today = today or datetime.date.today()
+    today = today or local_today()
     query = (select(Loan, Reader, Copy, Record)
              .join(Reader, and_(Reader.id == Loan.reader_id))
              .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)

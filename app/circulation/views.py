@@ -148,18 +148,22 @@ class DeskView(BaseView):
                     if other is None:
                         raise
                     return {"kind": "reader", **reader_panel(db.session, other, today)}
-                record = db.session.get(Record, loan.copy.record_id)  # already loaded
+                record = loan.copy.record  # attached by the service: no query
                 return {"kind": "checkout", "loan_id": loan.id,
                         "due_on": format_date(loan.due_on),
                         "loan": _loan_row(loan, loan.copy, record, today),
                         "message": gettext("Lent %(copy)s “%(title)s”, due %(date)s.",
                                            copy=loan.copy.accession_label, title=record.title,
                                            date=format_date(loan.due_on))}
-            other = _reader_by_card(school_id, barcode)
-            if other is not None:
+            try:
+                loan, hold = services.checkin(db.session, actor, school_id, barcode, today,
+                                              damaged=action == "damaged")
+            except services.UnknownCopy:
+                # Not a copy: a reader card scanned with no reader selected opens the reader.
+                other = _reader_by_card(school_id, barcode)
+                if other is None:
+                    raise
                 return {"kind": "reader", **reader_panel(db.session, other, today)}
-            loan, hold = services.checkin(db.session, actor, school_id, barcode, today,
-                                          damaged=action == "damaged")
             message = gettext("Returned %(copy)s by %(reader)s.",
                               copy=loan.copy.accession_label, reader=loan.reader.full_name)
             if loan.due_on < today:
@@ -247,9 +251,9 @@ def _actor():
 
 
 def _today():
-    import datetime
+    from app.core.i18n import local_today
 
-    return datetime.date.today()
+    return local_today()
 
 
 def register(appbuilder):

@@ -21,42 +21,10 @@ from wtforms.widgets import NumberInput
 from app.collection import labels
 from app.collection.models import AccessionSeries, Copy, CopyStatus
 from app.core.errors import ValidationError
-from app.core.tenancy import current_scope, restrict_query
+from app.core.tenancy import current_scope, restrict_query, school_choices, scoped_school
 from app.extensions import db
-from app.org.models import OrgUnit, UnitKind
 
 MAX_IDS = labels.MAX_LABELS
-
-
-# --- The school a page works on (shared with the catalogue's Excel screens) ---------------
-
-def scoped_school(code=None):
-    """The user's own school, or the school `code` if it is in the user's scope (else 404).
-
-    None when the user sees several schools and has not chosen one.
-    """
-    scope = current_scope()
-    if code:
-        unit = db.session.execute(select(OrgUnit).where(
-            OrgUnit.code == code.strip(), OrgUnit.kind == UnitKind.school)).scalar_one_or_none()
-        if unit is None or not scope.can_see_school(unit.id):
-            abort(404)
-        return unit
-    own = scope.write_school_id
-    if own is None and not scope.all_schools and len(scope.school_ids) == 1:
-        own = next(iter(scope.school_ids))
-    return db.session.get(OrgUnit, own) if own is not None else None
-
-
-def school_choices():
-    """(code, label) of the schools the user may choose from; None when that is every school
-    of the city (the user types a code instead)."""
-    scope = current_scope()
-    if scope.all_schools:
-        return None
-    units = db.session.execute(select(OrgUnit).where(
-        OrgUnit.id.in_(scope.school_ids or {-1})).order_by(OrgUnit.code)).scalars()
-    return [(u.code, f"{u.code} – {u.name}") for u in units]
 
 
 # --- Form -------------------------------------------------------------------------------

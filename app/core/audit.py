@@ -82,6 +82,9 @@ def _actor_now():
     return _actor.get()
 
 
+_SIMPLE_TYPES = frozenset((str, int, float, bool, dict, list))  # kept as they are by _plain
+
+
 def _plain(value):
     if isinstance(value, enum.Enum):
         return value.name
@@ -105,19 +108,35 @@ def _school_of(obj):
     return school_id
 
 
+SECRET_COLUMNS = ("password",)
+# Columns not copied into the log: the original MARC of an imported record (about a
+# kilobyte, kept in the record itself and never edited) would double the size of an import.
+UNLOGGED_COLUMNS = {("record", "marc")}
+
+
 def _changes(obj, action):
     state = inspect(obj)
     out = {}
+    table = type(obj).__tablename__
+    skipped = SECRET_COLUMNS + tuple(c for t, c in UNLOGGED_COLUMNS if t == table)
+    if action == "insert":
+        # Read the flushed values from the object's dict: building the attribute history of
+        # every column costs more than the INSERT itself (imports create thousands of rows).
+        values = state.dict
+        for attr in state.mapper.column_attrs:
+            key = attr.key
+            if key in skipped:
+                continue
+            value = values[key] if key in values else getattr(obj, key)
+            if value is not None:
+                out[key] = [None, value if type(value) in _SIMPLE_TYPES else _plain(value)]
+        return out
     for attr in state.mapper.column_attrs:
         key = attr.key
-        if key in ("password",):
+        if key in skipped:
             continue
         hist = state.attrs[key].history
-        if action == "insert":
-            value = getattr(obj, key)
-            if value is not None:
-                out[key] = [None, _plain(value)]
-        elif action == "delete":
+        if action == "delete":
             value = state.attrs[key].loaded_value
             out[key] = [_plain(value), None]
         elif hist.has_changes():
@@ -167,6 +186,30 @@ def _write(session, flush_context):
         )
     if rows:
         session.connection().execute(AuditLog.__table__.insert(), rows)
+
+
+def insert_entries(model, rows):
+    """The "insert" entries of rows written without the ORM (app.core.bulk), which the flush
+    listeners do not see: the same entries as for ORM objects, from the row values (each
+    row with its "id"). Empty for a model that is not audited."""
+    if not getattr(model, "__audited__", False) or not rows:
+        return []
+    user_id, username = _actor_now()
+    username = username or "system"
+    now = datetime.datetime.utcnow()
+    table = model.__tablename__
+    own_school = table == "org_unit"
+    simple = _SIMPLE_TYPES
+    skipped = SECRET_COLUMNS + tuple(c for t, c in UNLOGGED_COLUMNS if t == table)
+    return [
+        {"at": now, "user_id": user_id, "username": username,
+         "school_id": row["id"] if own_school and row.get("school_id") is None
+         else row.get("school_id"),
+         "table_name": table, "row_id": row["id"], "action": "insert",
+         "changes": {key: [None, value if type(value) in simple else _plain(value)]
+                     for key, value in row.items()
+                     if value is not None and key not in skipped}}
+        for row in rows]
 
 
 @event.listens_for(Session, "after_rollback")

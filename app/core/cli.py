@@ -33,12 +33,17 @@ def register_cli(app):
     @click.option("--catalogue/--no-catalogue", default=False, show_default=True,
                   help="Also generate the schools' catalogues and copies (about 10 million "
                        "records and 15 million copies at scale 1.0)")
+    @click.option("--circulation/--no-circulation", default=False, show_default=True,
+                  help="Also generate the readers and a school year of loans (about 2.6 "
+                       "million readers and 50 million loans at scale 1.0); needs --catalogue")
     @with_appcontext
-    def generate_city(scale, seed, catalogue):
+    def generate_city(scale, seed, catalogue, circulation):
         """Generate a city-scale organisation tree and accounts (deterministic)."""
         from app.core.security import sync_roles
         from app.org.generator import generate_city as run
 
+        if circulation and not catalogue:  # loans need the copies
+            raise click.UsageError("--circulation cần --catalogue (mượn trả cần bản sách).")
         sync_roles(current_app.appbuilder)
         started = time.perf_counter()
         stats = run(db.session, scale=scale, seed=seed)
@@ -57,6 +62,21 @@ def register_cli(app):
             cat = generate_catalogue(db.session, scale=scale, seed=seed, progress=progress)
             click.echo(f"Đã tạo {n(cat['records'])} biểu ghi, {n(cat['copies'])} bản sách, "
                        f"{n(cat['intakes'])} lần nhập kho trong {cat['seconds']:.1f} giây.")
+        if circulation:
+            from app.circulation.generator import generate_circulation
+            from app.readers.generator import generate_readers
+
+            readers = generate_readers(db.session, scale=scale, seed=seed, progress=lambda s: (
+                click.echo(f"  {s['schools_done']}/{s['schools']} trường: "
+                           f"{n(s['readers'])} bạn đọc ({s['seconds']:.0f} giây)")))
+            click.echo(f"Đã tạo {n(readers['readers'])} bạn đọc ({n(readers['students'])} học "
+                       f"sinh) trong {readers['seconds']:.1f} giây.")
+            loans = generate_circulation(db.session, scale=scale, seed=seed, progress=lambda s: (
+                click.echo(f"  {s['schools_done']}/{s['schools']} trường: {n(s['loans'])} "
+                           f"lượt mượn ({s['seconds']:.0f} giây)")))
+            click.echo(f"Đã tạo {n(loans['loans'])} lượt mượn năm học 2025–2026, "
+                       f"{n(loans['open'])} chưa trả ({n(loans['overdue'])} quá hạn), trong "
+                       f"{loans['seconds']:.1f} giây.")
 
     @app.cli.command("create-admin")
     @click.option("--username", required=True)

@@ -68,6 +68,9 @@ POLICIES = {
     # Organisation tree and accounts: the department administrator.
     "org_admin": ({ROLE_DEPT_ADMIN, ROLE_INSPECTOR, ROLE_OFFICER}, {ROLE_DEPT_ADMIN}),
     "city_settings": (STAFF_ROLES, {ROLE_DEPT_ADMIN}),
+    # Loan rules and closed days: the department writes the city's rows, a librarian their
+    # school's (checked row by row in app.circulation.admin_views.CityOrSchoolView).
+    "circulation_rules": (STAFF_ROLES, {ROLE_DEPT_ADMIN, ROLE_LIBRARIAN}),
     "accounts": ({ROLE_DEPT_ADMIN}, {ROLE_DEPT_ADMIN}),
     "security_meta": ({ROLE_DEPT_ADMIN}, set()),
     "audit": (STAFF_ROLES, set()),

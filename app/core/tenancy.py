@@ -5,13 +5,16 @@
 - `SchoolScopeFilter` is the base filter every generated view and API inherits
   (list, show, edit, delete, export, charts, REST: another school's row is simply not found).
 - `guard_flush` refuses, at flush time, any write of school data outside the actor's
-  writable school, whatever view or service tried it.
+  writable school, whatever view or service tried it; `guard_rows` applies the same rule to
+  rows written with Core bulk statements (app.core.bulk), which bypass the flush.
+- `scoped_school` / `school_choices`: the school a page (labels, Excel, MARC...) works on,
+  only ever chosen inside the scope.
 """
 import dataclasses
 import datetime
 from typing import FrozenSet, Optional
 
-from flask import g, has_request_context
+from flask import abort, g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
 from sqlalchemy import Column, ForeignKey, Integer, event, or_, select
@@ -105,6 +108,42 @@ def current_scope():
     return cached[1]
 
 
+def scoped_school(code=None):
+    """The school a page works on: the school `code` if it is in the user's scope (else 404),
+    otherwise the user's own school, or the only school they see.
+
+    None when the user sees several schools and has not chosen one.
+    """
+    from app.extensions import db
+    from app.org.models import OrgUnit, UnitKind
+
+    scope = current_scope()
+    if code:
+        unit = db.session.execute(select(OrgUnit).where(
+            OrgUnit.code == code.strip(), OrgUnit.kind == UnitKind.school)).scalar_one_or_none()
+        if unit is None or not scope.can_see_school(unit.id):
+            abort(404)
+        return unit
+    own = scope.write_school_id
+    if own is None and not scope.all_schools and len(scope.school_ids) == 1:
+        own = next(iter(scope.school_ids))
+    return db.session.get(OrgUnit, own) if own is not None else None
+
+
+def school_choices():
+    """The schools (OrgUnit, by code) the user may choose a page's school from; None when
+    that is every school of the city (the user types a code instead)."""
+    from app.extensions import db
+    from app.org.models import OrgUnit, UnitKind
+
+    scope = current_scope()
+    if scope.all_schools:
+        return None
+    return db.session.execute(select(OrgUnit).where(
+        OrgUnit.id.in_(scope.school_ids or {-1}), OrgUnit.kind == UnitKind.school)
+        .order_by(OrgUnit.code)).scalars().all()
+
+
 class SchoolOwnedMixin:
     """Every school-owned table carries its school directly (never through a chain)."""
 
@@ -153,6 +192,26 @@ def _owner_id(obj):
     return school.id if school is not None else None
 
 
+def _web_writer_scope():
+    """The scope that limits writes, or None outside a request with a logged-in user."""
+    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+        return None
+    return current_scope()
+
+
+def guard_rows(model, school_ids):
+    """guard_flush's rule for rows written with Core statements (bulk imports, see
+    app.core.bulk), which no flush sees: refuse school data outside the actor's school."""
+    if not is_school_owned(model):
+        return
+    scope = _web_writer_scope()
+    if scope is None:
+        return
+    for school_id in set(school_ids):
+        if not scope.can_write_school(school_id):
+            raise TenancyError()
+
+
 @event.listens_for(Session, "before_flush")
 def guard_flush(session, flush_context, instances):
     """Refuse writes to school data outside the web actor's own school.
@@ -160,9 +219,9 @@ def guard_flush(session, flush_context, instances):
     Only applies inside a request with a logged-in user: the CLI, the demo loader and
     services called by trusted jobs pass their school explicitly.
     """
-    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+    scope = _web_writer_scope()
+    if scope is None:
         return
-    scope = current_scope()
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         if not is_school_owned(type(obj)):
             continue
