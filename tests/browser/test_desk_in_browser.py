@@ -4,6 +4,8 @@ The librarian of the demo school lends books to a student, is refused a fourth b
 limit, renews one, takes one back, reserves a title for a second student, and sees the returned
 copy set aside for her. Every result is checked in the database as well as on the screen.
 """
+import datetime
+
 from sqlalchemy import delete, select, update
 
 SCHOOL_CODE = "79000001"
@@ -150,3 +152,78 @@ def _morning(page_as, db_query, data):
             .locator("button.desk-undo").click()
     page.wait_for_selector("#desk-flash.ok")
     assert db_query(_last_loan(copies[2].barcode)).status == LoanStatus.active
+
+
+def test_class_loan_and_year_end_wizard(page_as, db_query):
+    """Later that morning: textbooks for class 6A1 in one go, then the year-end wizard is
+    applied and undone (the demo school is left as it was)."""
+    from app.circulation.models import Loan, LoanStatus
+    from app.org.models import SchoolYear
+    from app.readers.models import Reader, YearRollover
+
+    db_query(_restore)
+
+    def next_year(session):
+        # Today's school year is the demo's last one: the wizard needs the next one.
+        last = session.scalars(select(SchoolYear).order_by(SchoolYear.starts_on.desc())).first()
+        start = last.starts_on.year + 1
+        session.add(SchoolYear(
+            name=f"{start}–{start + 1} (thử)", starts_on=datetime.date(start, 9, 5),
+            semester1_ends_on=datetime.date(start + 1, 1, 16),
+            semester2_starts_on=datetime.date(start + 1, 1, 18),
+            ends_on=datetime.date(start + 1, 5, 31)))
+        session.commit()
+    db_query(next_year)
+    try:
+        page = page_as("thuvien")
+        # Class loan: one "Toán 6. Tập 1" for each of the 8 students of 6A1.
+        page.goto("/classlend/")
+        page.select_option("#class_name", "6A1")
+        page.locator("#class-lend-records tr", has_text="Toán 6. Tập 1") \
+            .locator("input[name=record_ids]").check()
+        with page.expect_navigation():
+            page.click("#class-lend-submit")
+        page.wait_for_selector("#class-lend-rows")
+        students = db_query(lambda s: sorted(s.scalars(select(Reader.id).where(
+            Reader.class_name == "6A1", Reader.barcode.like(f"{SCHOOL_CODE}%"))).all()))
+        lent_to = db_query(lambda s: sorted(s.scalars(select(Loan.reader_id).where(
+            Loan.class_name == "6A1", Loan.status == LoanStatus.active)).all()))
+        assert lent_to == students and len(students) == 8
+        assert page.locator("#class-lend-rows tbody tr").count() == 8
+
+        # Year-end wizard: preview, apply, check, undo.
+        before = db_query(lambda s: dict(s.execute(select(Reader.id, Reader.class_name).where(
+            Reader.barcode.like(f"{SCHOOL_CODE}%"))).all()))
+        page.goto("/rollover/")
+        with page.expect_navigation():
+            page.locator("#rollover-years [type=submit]").click()
+        page.wait_for_selector("#rollover-classes")
+        target_6a1 = page.locator("#rollover-classes tr", has_text="6A1") \
+            .locator("input[name=target]").input_value()
+        assert target_6a1 == "7A1"
+        # The graduating 9A1 holds no book; the 6A1 textbooks stay with their readers.
+        page.once("dialog", lambda dialog: dialog.accept())
+        with page.expect_navigation():
+            page.click("#rollover-apply-button")
+        page.wait_for_selector("#rollover-status")
+        after = db_query(lambda s: dict(s.execute(select(Reader.id, Reader.class_name).where(
+            Reader.barcode.like(f"{SCHOOL_CODE}%"))).all()))
+        moved = [rid for rid in students if after[rid] == "7A1"]
+        assert moved == students
+        promoted = int(page.locator("#rollover-promoted").inner_text())
+        assert promoted == sum(1 for rid, cls in before.items()
+                               if cls and cls[0] in "678" and after[rid] != cls)
+        # The loans keep the class they were made in.
+        assert db_query(lambda s: set(s.scalars(select(Loan.class_name).where(
+            Loan.reader_id.in_(students))).all())) == {"6A1"}
+        page.once("dialog", lambda dialog: dialog.accept())
+        with page.expect_navigation():
+            page.locator("#rollover-undo button").click()
+        restored = db_query(lambda s: dict(s.execute(select(Reader.id, Reader.class_name).where(
+            Reader.barcode.like(f"{SCHOOL_CODE}%"))).all()))
+        assert restored == before
+    finally:
+        db_query(_restore)
+        db_query(lambda s: (s.execute(delete(YearRollover)),
+                            s.execute(delete(SchoolYear).where(SchoolYear.name.like("%(thử)"))),
+                            s.commit()))
