@@ -9,13 +9,11 @@ in the cookie), bound to its uploader and school, for at most a day.
 """
 import datetime
 import io
-import json
 import os
-import re
 import secrets
 import time
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
@@ -30,37 +28,18 @@ from app.catalog import excel
 from app.collection.models import Intake
 from app.core.errors import DomainError
 from app.core.tenancy import current_scope, school_choices, scoped_school
+from app.core.uploads import PendingUploads
 from app.extensions import db
 from app.org.models import OrgUnit
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
-KEEP_SECONDS = 24 * 3600
 PREVIEW_ROWS = 200
 
 
 # --- Uploaded files waiting for confirmation ---------------------------------------------
 
-def _folder():
-    path = os.path.join(current_app.instance_path, "imports")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-def _path(token, suffix):
-    return os.path.join(_folder(), f"{token}{suffix}")
-
-
-def _cleanup():
-    """Forget uploads (and rejected rows' files) older than a day."""
-    limit = time.time() - KEEP_SECONDS
-    for name in os.listdir(_folder()):
-        path = os.path.join(_folder(), name)
-        try:
-            if os.path.getmtime(path) < limit:
-                os.remove(path)
-        except OSError:
-            pass
+UPLOADS = PendingUploads("imports")
+_path, _cleanup = UPLOADS.path, UPLOADS.cleanup
 
 
 def _store(data, filename, school_id):
@@ -73,28 +52,7 @@ def _store(data, filename, school_id):
     return token
 
 
-def _save_meta(token, meta):
-    tmp = _path(token, f".json.{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-    os.replace(tmp, _path(token, ".json"))
-
-
-def _meta(token):
-    """The upload's record, if it belongs to this librarian and their school (else 404)."""
-    if not TOKEN.match(token or ""):
-        abort(404)
-    try:
-        with open(_path(token, ".json"), encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError):
-        abort(404)
-    scope = current_scope()
-    if (meta.get("user_id") != current_user.id or scope.write_school_id is None
-            or meta.get("school_id") != scope.write_school_id
-            or meta.get("uploaded", 0) < time.time() - KEEP_SECONDS):
-        abort(404)
-    return meta
+_save_meta, _meta = UPLOADS.save_meta, UPLOADS.meta
 
 
 def _read(path):

@@ -8,11 +8,10 @@ chosen columns wait with it and are saved for the school when the librarian conf
 import io
 import json
 import os
-import re
 import secrets
 import time
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
@@ -22,61 +21,20 @@ from wtforms import BooleanField
 
 from app.core.errors import ValidationError
 from app.core.tenancy import current_scope
+from app.core.uploads import PendingUploads
 from app.extensions import db
 from app.org.models import OrgUnit
 from app.readers import importer
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
-KEEP_SECONDS = 24 * 3600
 EXPIRED = _l("The form has expired or is invalid. Reload the page and try again.")
 
 
 # --- Uploaded files waiting for confirmation ---------------------------------------------
 
-def _folder():
-    path = os.path.join(current_app.instance_path, "reader_imports")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-def _path(token, suffix):
-    return os.path.join(_folder(), f"{token}{suffix}")
-
-
-def _cleanup():
-    limit = time.time() - KEEP_SECONDS
-    for name in os.listdir(_folder()):
-        path = os.path.join(_folder(), name)
-        try:
-            if os.path.getmtime(path) < limit:
-                os.remove(path)
-        except OSError:
-            pass
-
-
-def _save_meta(token, meta):
-    tmp = _path(token, f".json.{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, ensure_ascii=False)
-    os.replace(tmp, _path(token, ".json"))
-
-
-def _meta(token):
-    """The upload's record, if it belongs to this librarian and their school (else 404)."""
-    if not TOKEN.match(token or ""):
-        abort(404)
-    try:
-        with open(_path(token, ".json"), encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError):
-        abort(404)
-    scope = current_scope()
-    if (meta.get("user_id") != current_user.id or scope.write_school_id is None
-            or meta.get("school_id") != scope.write_school_id
-            or meta.get("uploaded", 0) < time.time() - KEEP_SECONDS):
-        abort(404)
-    return meta
+UPLOADS = PendingUploads("reader_imports")
+_path, _cleanup = UPLOADS.path, UPLOADS.cleanup
+_save_meta, _meta = UPLOADS.save_meta, UPLOADS.meta
 
 
 def _sheet(path):
