@@ -38,7 +38,7 @@ from app.collection.models import (
     Location,
 )
 from app.collection.services import DEFAULT_SERIES, accession_label, allocate, ensure_library
-from app.core.bulk import gc_paused, insert_rows
+from app.core.bulk import BulkWriter, gc_paused, reserve_ids
 from app.core.enums import N_
 from app.core.errors import DomainError, ValidationError
 from app.core.i18n import fold
@@ -464,39 +464,49 @@ def _write(session, school, settings, catalogue, plans, intake, on_progress):
               else school.code)
     numbering = _Numbering(session, school, catalogue, prefix)
     # Numbers kept from the file: the shared counters continue from their maximum first,
-    # so that numbers allocated in any batch never meet them.
+    # so that numbers allocated for any copy never meet them.
     numbering.raise_shared_counters(plans)
-    done = 0
-    if on_progress:
-        on_progress(0, total)
-    for start in range(0, len(created), BATCH):
-        batch = created[start:start + BATCH]
-        ids = insert_rows(session, Record, [_record_row(school, p, settings, rule, length)
-                                            for p in batch], return_ids=True)
-        for plan, record_id in zip(batch, ids):
-            plan.record_id = record_id
-        _insert_authors(session, school, batch)
-        numbering.add_copies([(p, p.record_id, True, p.fields["price"]) for p in batch
-                              if p.copies], intake)
-        done += len(batch)
-        if on_progress:
-            on_progress(done, total)
+    # Every id and accession number first (a few statements): the rows are then written
+    # batch after batch without another query (on PostgreSQL, while the next is prepared).
+    for plan, record_id in zip(created, reserve_ids(session, Record.__table__, len(created))):
+        plan.record_id = record_id
+    items = [(p, p.record_id, True, p.fields["price"]) for p in created if p.copies]
     if attached:
-        targets = {}
-        for plan in attached:
-            if isinstance(plan.target, _RecordPlan):
-                targets[id(plan)] = (plan.target.record_id, plan.target.fields["price"])
-            else:
-                targets[id(plan)] = (plan.target, None)
-        missing = {t[0] for t in targets.values() if t[1] is None}
+        targets = [(p.target.record_id, p.target.fields["price"])
+                   if isinstance(p.target, _RecordPlan) else (p.target, None) for p in attached]
+        missing = {record_id for record_id, price in targets if price is None}
         prices = dict(session.execute(select(Record.id, Record.price).where(
             Record.school_id == school.id, Record.id.in_(missing))).all()) if missing else {}
-        numbering.add_copies([(p, targets[id(p)][0], False, targets[id(p)][1]
-                               if targets[id(p)][1] is not None
-                               else prices.get(targets[id(p)][0])) for p in attached], intake)
-        done += len(attached)
-        if on_progress:
-            on_progress(done, total)
+        extra = [(p, record_id, False, prices.get(record_id) if price is None else price)
+                 for p, (record_id, price) in zip(attached, targets)]
+    else:
+        extra = []
+    counters = numbering.number(items + extra)
+    copy_ids = iter(reserve_ids(session, Copy.__table__,
+                                sum(len(p.copies) for p, *_rest in items + extra)))
+    if on_progress:
+        on_progress(0, total)
+    with BulkWriter(session) as writer:
+        writer.insert(Counter, counters)
+        for start in range(0, len(created), BATCH):
+            batch = created[start:start + BATCH]
+            writer.insert(Record, [_record_row(school, p, settings, rule, length)
+                                   for p in batch])
+            writer.insert(RecordAuthor, [
+                {"school_id": school.id, "record_id": plan.record_id, "name": name,
+                 "role": role, "is_main": main, "position": i}
+                for plan in batch for i, (name, role, main) in enumerate(_authors(plan))])
+            numbering.add_copies([(p, p.record_id, True, p.fields["price"]) for p in batch
+                                  if p.copies], intake, writer, copy_ids)
+            writer.end_batch(len(batch))
+            if on_progress:
+                on_progress(writer.written(pending=1), total)
+        if extra:
+            numbering.add_copies(extra, intake, writer, copy_ids)
+            writer.end_batch(len(extra))
+        done = writer.written()
+    if on_progress and total:
+        on_progress(done, total)
 
 
 RECORD_COLUMNS = ("title", "subtitle", "responsibility", "edition", "place", "publisher",
@@ -505,8 +515,8 @@ RECORD_COLUMNS = ("title", "subtitle", "responsibility", "edition", "place", "pu
 
 
 def _record_row(school, plan, settings, rule, length):
-    """The row of a new record (written with app.core.bulk, audited there); its authors are
-    inserted after it (they are not audited: "recorded through the record's own history")."""
+    """The row of a new record (written with app.core.bulk, audited there); its authors
+    follow it (they are not audited: "recorded through the record's own history")."""
     fields = plan.fields
     row = {name: fields[name] for name in RECORD_COLUMNS}
     # Search forms and call number exactly as Record.refresh_search_fields and
@@ -524,7 +534,7 @@ def _record_row(school, plan, settings, rule, length):
     values.update(scheme=marc.scheme_code(plan.scheme),
                   document_type=plan.document_type.code if plan.document_type else None,
                   authors=[(name, role, main) for name, role, main in _authors(plan)])
-    row.update(school_id=school.id,
+    row.update(id=plan.record_id, school_id=school.id,
                document_type_id=plan.document_type.id if plan.document_type else None,
                scheme_id=plan.scheme.id if plan.scheme else None,
                author_mark=holder.author_mark, call_number=holder.call_number,
@@ -540,15 +550,8 @@ def _authors(plan):
             for i, (name, role) in enumerate(plan.fields["authors"])]
 
 
-def _insert_authors(session, school, plans):
-    rows = [{"school_id": school.id, "record_id": plan.record_id, "name": name, "role": role,
-             "is_main": main, "position": i}
-            for plan in plans for i, (name, role, main) in enumerate(_authors(plan))]
-    insert_rows(session, RecordAuthor, rows)
-
-
 class _Numbering:
-    """Accession numbers and barcodes of the imported copies, batched per series."""
+    """Accession numbers and barcodes of the imported copies."""
 
     def __init__(self, session, school, catalogue, barcode_prefix):
         self.session, self.school, self.catalogue = session, school, catalogue
@@ -563,8 +566,10 @@ class _Numbering:
         for series_id, number in highest.items():
             raise_counter(self.session, self.school.id, f"series:{series_id}:0", number)
 
-    def add_copies(self, items, intake):
-        """items: (plan, record_id, record_is_new, the record's price)."""
+    def number(self, items):
+        """Number every copy of `items` (plan, record_id, record_is_new, price), in order:
+        one counter update per series (and per existing textbook record). Returns the
+        counter rows of the new records' textbooks, to insert."""
         session = self.session
         pending = {}  # counter key -> [copy plans without number]
         new_counters = {}
@@ -594,12 +599,19 @@ class _Numbering:
                         copy.number = last
                 new_counters[f"series:{series_id}:{record_id}"] = last
         for key, copies in pending.items():
-            first = allocate(session, self.school.id, key, len(copies))
+            if key in new_counters:  # more textbook copies of a record new in this import
+                first = new_counters[key] + 1
+                new_counters[key] += len(copies)
+            else:
+                first = allocate(session, self.school.id, key, len(copies))
             for i, copy in enumerate(copies):
                 copy.number = first + i
+        return [{"school_id": self.school.id, "key": key, "last_value": value}
+                for key, value in new_counters.items()]
+
+    def add_copies(self, items, intake, writer, ids):
+        """Write the copies of `items` (numbered by `number`), with the next `ids`."""
         sid = self.school.id
-        insert_rows(session, Counter, [{"school_id": sid, "key": key, "last_value": value}
-                                       for key, value in new_counters.items()])
         intake_id = intake.id if intake else None
         funding = intake.funding if intake else None
         source = intake.source if intake else None
@@ -609,7 +621,8 @@ class _Numbering:
                 series = copy.series
                 label = accession_label(series, record_id, copy.number)
                 rows.append({
-                    "school_id": sid, "record_id": record_id, "series_id": series.id,
+                    "id": next(ids), "school_id": sid, "record_id": record_id,
+                    "series_id": series.id,
                     "sequence_key": record_id if series.is_textbook else 0,
                     "accession_number": copy.number, "accession_label": label,
                     "barcode": copy.barcode or self._barcode(label, series),
@@ -617,7 +630,7 @@ class _Numbering:
                     "status": CopyStatus.available,
                     "price": copy.price if copy.price is not None else price,
                     "funding": funding, "acquisition_source": source, "note": None})
-        insert_rows(session, Copy, rows)
+        writer.insert(Copy, rows)
 
     def _barcode(self, label, series):
         base = f"{self.prefix}{label.replace(series.separator, '')}"[:40]
@@ -682,25 +695,41 @@ class MarcExport:
         now = datetime.datetime.now().replace(microsecond=0)  # one 005 for the export
         if xml:
             yield marc.XML_HEADER.encode("utf-8")
-        for values, copies, stored, record_id in self._records():
-            data = marc.to_marc_dict(values, copies, self.school.code, stored, record_id,
-                                     now)
-            if xml:
-                yield (marc.marcxml_record(data) + "\n").encode("utf-8")
-            else:
-                try:
-                    yield marc.iso2709_bytes(data)
-                except ValueError:
-                    self.skipped.append(record_id)
-                    continue
-            self.count += 1
+        batches = self._batches()
+        while True:
+            # A batch (read and encoded) at a time with the garbage collector paused, as the
+            # import does (app.core.bulk.gc_paused): its thousands of short-lived objects
+            # otherwise make it walk the application's whole heap again and again. Never
+            # paused across a yield: the client may stop reading at any time.
+            with gc_paused():
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                chunk = self._encode(batch, xml, now)
+            yield chunk
         if xml:
             yield marc.XML_FOOTER.encode("utf-8")
+
+    def _encode(self, batch, xml, now):
+        out = []
+        for values, copies, stored, record_id in batch:
+            data = marc.to_marc_dict(values, copies, self.school.code,
+                                     json.loads(stored) if stored else None, record_id, now)
+            if xml:
+                out.append(marc.marcxml_record(data) + "\n")
+                continue
+            try:
+                out.append(marc.iso2709_bytes(data))
+            except ValueError:
+                self.skipped.append(record_id)
+        self.count += len(out)
+        return "".join(out).encode("utf-8") if xml else b"".join(out)
 
     def to_bytes(self):
         return b"".join(self)
 
-    def _records(self):
+    def _batches(self):
+        """Lists of (values, copies, stored MARC as JSON text, record id), a batch each."""
         session, sid = self.session, self.school.id
         schemes = {s.id: marc.scheme_code(s)
                    for s in session.execute(select(ClassificationScheme)).scalars()}
@@ -710,9 +739,7 @@ class MarcExport:
         t = Record.__table__.c
         columns = [t.id] + [t[name] for name in EXPORT_VALUES] + [
             t.scheme_id, t.document_type_id, t.call_number,
-            # As text, decoded record by record: a batch of decoded MARC (a hundred small
-            # objects a record) would outlive the garbage collector's young generations and
-            # make it walk the whole heap, again and again.
+            # As text, decoded record by record when encoded (a hundred objects a record).
             cast(t.marc, Text).label("marc")]
         last = 0
         offset = 0
@@ -756,6 +783,7 @@ class MarcExport:
                     .order_by(Copy.record_id, Copy.series_id, Copy.sequence_key,
                               Copy.accession_number)):
                 copies.setdefault(rid, []).append((barcode, label, location_id))
+            batch = []
             for row in rows:
                 values = dict(zip(EXPORT_VALUES, row[1:len(EXPORT_VALUES) + 1]))
                 values["scheme"] = schemes.get(row.scheme_id)
@@ -764,4 +792,5 @@ class MarcExport:
                 items = [{"barcode": b, "label": lab, "location": locations.get(loc),
                           "call_number": row.call_number}
                          for b, lab, loc in copies.get(row.id, ())]
-                yield values, items, json.loads(row.marc) if row.marc else None, row.id
+                batch.append((values, items, row.marc, row.id))
+            yield batch

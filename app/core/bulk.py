@@ -7,52 +7,123 @@ directly (PostgreSQL: COPY; SQLite: executemany), converted by the columns' own 
 
 They bypass the flush, so this is the one place that gives them what the flush listeners
 give ORM objects: the tenancy rule (`tenancy.guard_rows`, the rule of `guard_flush`) and
-the audit entries (`audit.insert_entries`).
+the audit entries (`audit.insert_entries`), both in `_prepare`.
 """
+import concurrent.futures
 import contextlib
 import gc
 import threading
 
 from sqlalchemy import false, func, select, text, update
+from sqlalchemy.engine import Connection
 
 from app.core.audit import AuditLog, insert_entries
 from app.core.tenancy import guard_rows, is_school_owned
 
 
 def insert_rows(session, model, rows, return_ids=False):
-    """Insert `rows` (dicts with the same keys) into `model`'s table.
+    """Insert `rows` (dicts with the same keys) into `model`'s table, now.
 
     Audited models get their new ids written into the rows (the audit entries name them);
     with `return_ids` the ids are returned, in the order of the rows.
     """
     if not rows:
         return []
-    if is_school_owned(model):
-        guard_rows(model, (row["school_id"] for row in rows))
-    table = model.__table__
     ids = []
     if return_ids or getattr(model, "__audited__", False):
-        ids = reserve_ids(session, table, len(rows))
+        ids = reserve_ids(session, model.__table__, len(rows))
         for row, pk in zip(rows, ids):
             row["id"] = pk
-    write_rows(session, table, rows)
-    entries = insert_entries(model, rows)
-    if entries:
-        write_rows(session, AuditLog.__table__, entries)
+    conn = session.connection()
+    for table, table_rows in _prepare(model, rows):
+        _write(conn.dialect, conn, table, table_rows)
     return ids if return_ids else []
 
 
-def write_rows(session, table, rows):
+class BulkWriter:
+    """Writes rows for one transaction, batch after batch (`insert`, then `end_batch`).
+
+    On PostgreSQL the writes run in a background thread, in order: the server inserts one
+    batch while Python prepares the next (two processes on two CPUs; the thread waits for
+    the server without holding the GIL). The caller must not use the session in between
+    (take ids and numbers first); `written()` waits for the batches. Use it as a context
+    manager: leaving it waits for every write (an error in one is raised there).
+    On SQLite, rows are written at once.
+    """
+
+    def __init__(self, session):
+        conn = session.connection()
+        self.dialect = conn.dialect
+        self.threaded = self.dialect.name == "postgresql"
+        # The driver's connection, taken here: SQLAlchemy's objects stay in this thread.
+        self.conn = conn.connection.driver_connection if self.threaded else conn
+        self.pool = concurrent.futures.ThreadPoolExecutor(1) if self.threaded else None
+        self.futures = []  # the background writes, in order
+        self.batches = []  # (size, number of writes queued at its end)
+        self.checked = 0  # writes known to have succeeded
+
+    def insert(self, model, rows):
+        """Insert `rows` (with their ids if the model is audited: see reserve_ids)."""
+        if not rows:
+            return
+        for table, table_rows in _prepare(model, rows):
+            if self.threaded:
+                self.futures.append(self.pool.submit(_write, self.dialect, self.conn, table,
+                                                     table_rows))
+            else:
+                _write(self.dialect, self.conn, table, table_rows)
+
+    def end_batch(self, size):
+        self.batches.append((size, len(self.futures)))
+
+    def written(self, pending=0):
+        """How many items of the ended batches are written, once at most `pending` batches
+        are still being written (the first error of a write is raised here)."""
+        done = self.batches[:max(0, len(self.batches) - pending)]
+        if done:
+            self._check(done[-1][1])
+        return sum(size for size, _writes in done)
+
+    def _check(self, count):
+        for future in self.futures[self.checked:count]:
+            future.result()
+        self.checked = max(self.checked, count)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            # Every write finished (or failed) before the caller commits or rolls back;
+            # after an error, the writes not started are dropped.
+            self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+            if exc[0] is None:
+                self._check(len(self.futures))
+        return False
+
+
+def _prepare(model, rows):
+    """(table, rows) to write for `rows` of `model`: the rows themselves, then their audit
+    entries; refused (TenancyError) if the actor may not write one of their schools."""
+    if is_school_owned(model):
+        guard_rows(model, (row["school_id"] for row in rows))
+    out = [(model.__table__, rows)]
+    entries = insert_entries(model, rows)
+    if entries:
+        out.append((AuditLog.__table__, entries))
+    return out
+
+
+def _write(dialect, conn, table, rows):
     """The rows straight to the driver, each value converted as SQLAlchemy would bind it.
 
-    Every column with a default must be given: no default is applied here.
+    `conn`: a SQLAlchemy connection, or psycopg's on PostgreSQL. Every column with a default
+    must be given: no default is applied here.
     """
     names = list(rows[0])
     missing = [c.name for c in table.c if c.default is not None and c.name not in names]
     if missing:
         raise ValueError(f"{table.name}: no value for {', '.join(missing)}")
-    conn = session.connection()
-    dialect = conn.dialect
     converters = [(i, convert) for i, convert in (
         (i, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
         for i, name in enumerate(names)) if convert is not None]
@@ -67,9 +138,10 @@ def write_rows(session, table, rows):
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     quoted = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
-        # Rows converted while they are sent: the server inserts the first ones while the
-        # next are converted (two processes, two CPUs).
-        with conn.connection.driver_connection.cursor() as cursor:
+        if isinstance(conn, Connection):  # SQLAlchemy's: psycopg's below it
+            conn = conn.connection.driver_connection
+        # Rows converted while they are sent: the server inserts the first ones meanwhile.
+        with conn.cursor() as cursor:
             with cursor.copy(f"COPY {quoted} ({columns}) FROM STDIN") as copy:
                 for out in values():
                     copy.write_row(out)
@@ -82,6 +154,8 @@ def write_rows(session, table, rows):
 def reserve_ids(session, table, count):
     """`count` new primary keys of `table`, for rows inserted by this transaction (known
     before the INSERT, so that the rows can go in one statement)."""
+    if count == 0:
+        return []
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return list(session.execute(
@@ -95,7 +169,6 @@ def reserve_ids(session, table, count):
         start = session.execute(select(func.max(table.c.id))).scalar() or 0
         return list(range(start + 1, start + 1 + count))
     raise NotImplementedError(dialect)
-
 
 
 _gc_lock = threading.Lock()
