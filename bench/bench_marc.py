@@ -101,6 +101,16 @@ class Timer:
 # --- Data ---------------------------------------------------------------------------------
 
 
+def reference_loop():
+    """Seconds of a fixed pure-Python loop: how fast this machine runs Python right now
+    (on the shared machine of the figures in bench/README.md it took 0.4 to 1.6 s)."""
+    started = time.process_time()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.process_time() - started, 2)
+
+
 def new_school(db, code, name, locations):
     """A school with its shelving locations (KM, as generate_city gives every school)."""
     from app.catalog.generator import EXTRA_LOCATIONS
@@ -188,10 +198,12 @@ def export(db, timer, school, fmt, runs, label):
         times.append(seconds)
         size, count = len(data), exporter.count
     median = statistics.median(times)
+    cpu = statistics.median(timer.cpu[f"export-{label}-{fmt}-{i + 1}"] for i in range(runs))
     print(f"  export {label} {fmt}: {count:,} records in {median:.2f} s "
           f"({count / median:,.0f} records/s)", flush=True)
     return data, {"records": count, "bytes": size, "runs_s": [round(t, 3) for t in times],
-                  "seconds": round(median, 3), "records_per_s": round(count / median)}
+                  "seconds": round(median, 3), "records_per_s": round(count / median),
+                  "cpu_records_per_s": round(count / cpu)}
 
 
 def run_import(db, timer, school, data, label):
@@ -217,6 +229,7 @@ def run_import(db, timer, school, data, label):
                     "errors": counts["errors"], "warnings": counts["warnings"],
                     "seconds": round(seconds, 3),
                     "records_per_s": round(counts["created"] / seconds),
+                    "cpu_records_per_s": round(counts["created"] / timer.cpu[f"import-{label}"]),
                     "copies_per_s": round(counts["copies"] / seconds),
                     "progress_calls": len(calls),
                     "progress_first_s": round(calls[1][0] - calls[0][0], 3)
@@ -274,7 +287,8 @@ def main():
         "keep_labels": args.keep_labels, "profiled": args.profile,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(),
-                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}}
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                    "reference_loop_s_at_start": reference_loop()}}
     profile_dir = None
     if args.profile:
         profile_dir = os.path.join(RESULTS_DIR, f"{stamp}-marc-profile")
@@ -351,6 +365,7 @@ def main():
 
     results["cpu_s"] = timer.cpu
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["reference_loop_s_at_end"] = reference_loop()
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"{stamp}-marc-{results['database']['dialect']}.json")
     with open(path, "w") as fh:
@@ -363,7 +378,8 @@ def print_table(r):
     def rate(step, kind):
         s = r[step]
         mark = "ok" if s["records_per_s"] >= TARGETS[kind] else f"below {TARGETS[kind]:,}"
-        return f"{s['records_per_s']:,} records/s ({s['seconds']} s; {mark})"
+        return (f"{s['records_per_s']:,} records/s ({s['seconds']} s; {mark}); "
+                f"CPU of this process {s['cpu_records_per_s']:,} records/s")
 
     f = r["file"]
     rows = [
@@ -372,6 +388,9 @@ def print_table(r):
                     f"{r['machine']['load_average_at_start'][0]} at start, "
                     f"{r['machine']['load_average_at_end'][0]} at end"
                     + (" (profiled: slower)" if r["profiled"] else "")),
+        ("Reference loop (10M additions)", f"{r['machine']['reference_loop_s_at_start']} s "
+                                           f"at start, {r['machine']['reference_loop_s_at_end']}"
+                                           " s at end"),
         ("File", f"{f['records']:,} records, {f['items_852']:,} items (852), "
                  f"{f['iso2709_bytes'] / 2 ** 20:.1f} MiB ISO 2709, "
                  f"{f['marcxml_bytes'] / 2 ** 20:.1f} MiB MARCXML"

@@ -9,9 +9,12 @@
   given) as ISO 2709 or MARCXML, with their copies in 852 fields.
 
 Database work is batched: the school's ISBNs, title keys, barcodes and accession numbers
-are loaded once for duplicate and uniqueness checks; records and copies are ORM objects
-(so the audit log records them) flushed 500 at a time; accession numbers are reserved with
-one counter update per series (see app.collection.services.allocate).
+are loaded once for duplicate and uniqueness checks; ids and accession numbers are reserved
+first (one counter update per series, see app.collection.services.allocate); records,
+authors and copies are then written 500 records at a time with bulk statements
+(app.core.bulk: the tenancy rule and the audit entries of ORM writes, without their cost).
+Exports read a batch of 1,000 records in three queries and encode it at once. Both pause
+the garbage collector (app.core.bulk.gc_paused). Figures: bench/README.md (bench_marc.py).
 """
 import dataclasses
 import datetime
@@ -274,19 +277,25 @@ class _RecordPlan:
     record_id: int = None  # after writing
 
 
-def _plan(session, school, data, filename, options, writing):
+def _plan(session, school, data, filename, options, writing, records=None):
+    """(result, plans, catalogue) of a file; `records` (a _RecordWriter) gets each plan
+    as soon as it is made."""
     started = time.perf_counter()
     result = ImportResult(filename=filename)
     result.format, _problem = marc.detect_format(data)
     entries, problems = marc.read_marc(data, filename)
     result.problems.extend(problems)
     catalogue = _Catalogue(session, school, writing)
+    if records is not None:
+        records.start(len(entries))
     plans = []
     unknown_locations = set()
     for entry in entries:
         plan = _plan_record(catalogue, entry, options, result, unknown_locations)
         result.outcomes.append(plan.outcome)
         plans.append(plan)
+        if records is not None:
+            records.add(plan)
     if unknown_locations:
         result.problems.append(marc.Problem(
             N_("These location codes are not shelving locations of your school: %(codes)s. "
@@ -434,11 +443,16 @@ def run_import(session, school, data, filename=None, options=None, on_progress=N
                 raise ValidationError(_l("The general register line belongs to another "
                                          "school."), field="intake")
         settings = ensure_library(session, school)
-        with gc_paused():
+        with gc_paused(), BulkWriter(session) as writer:
+            # The records are written while the rest of the file is planned (on PostgreSQL
+            # the server inserts them meanwhile); the copies once every plan is known.
+            records = _RecordWriter(session, school, settings, writer)
             with session.no_autoflush:
                 result, plans, catalogue = _plan(session, school, data, filename, options,
-                                                 writing=True)
-            _write(session, school, settings, catalogue, plans, intake, on_progress)
+                                                 writing=True, records=records)
+            records.flush()
+            _write_copies(session, school, settings, catalogue, plans, intake, writer,
+                          on_progress)
         for plan in plans:
             if plan.record_id is not None:
                 plan.outcome.record_id = plan.record_id
@@ -454,22 +468,56 @@ def run_import(session, school, data, filename=None, options=None, on_progress=N
     return result
 
 
-def _write(session, school, settings, catalogue, plans, intake, on_progress):
+class _RecordWriter:
+    """Writes the new records and their authors as they are planned, BATCH at a time."""
+
+    def __init__(self, session, school, settings, writer):
+        self.session, self.school, self.writer = session, school, writer
+        self.rule = settings.author_mark_rule if settings else "given_name"
+        self.length = settings.author_mark_length if settings else 3
+        self.ids = None
+        self.batch = []
+
+    def start(self, entries):
+        # An id for each record of the file (those not created leave gaps in the sequence):
+        # taken now, so that writing needs no other query.
+        self.ids = iter(reserve_ids(self.session, Record.__table__, entries))
+
+    def add(self, plan):
+        if plan.outcome.action != "create":
+            return
+        plan.record_id = next(self.ids)
+        self.batch.append(plan)
+        if len(self.batch) == BATCH:
+            self.flush()
+
+    def flush(self):
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        sid = self.school.id
+        self.writer.insert(Record, [_record_row(self.school, p, self.rule, self.length)
+                                    for p in batch])
+        self.writer.insert(RecordAuthor, [
+            {"school_id": sid, "record_id": plan.record_id, "name": name, "role": role,
+             "is_main": main, "position": i}
+            for plan in batch for i, (name, role, main) in enumerate(_authors(plan))])
+
+
+def _write_copies(session, school, settings, catalogue, plans, intake, writer, on_progress):
+    """The copies of the new records (BATCH records at a time, the progress), then those
+    added to records already in the catalogue (duplicates, "copies" choice)."""
     created = [p for p in plans if p.outcome.action == "create"]
     attached = [p for p in plans if p.outcome.action == "attach" and p.copies]
     total = len(created) + len(attached)
-    rule = settings.author_mark_rule if settings else "given_name"
-    length = settings.author_mark_length if settings else 3
     prefix = (settings.barcode_prefix if settings and settings.barcode_prefix
               else school.code)
     numbering = _Numbering(session, school, catalogue, prefix)
     # Numbers kept from the file: the shared counters continue from their maximum first,
     # so that numbers allocated for any copy never meet them.
     numbering.raise_shared_counters(plans)
-    # Every id and accession number first (a few statements): the rows are then written
-    # batch after batch without another query (on PostgreSQL, while the next is prepared).
-    for plan, record_id in zip(created, reserve_ids(session, Record.__table__, len(created))):
-        plan.record_id = record_id
+    # Every accession number and copy id first (a few statements; they wait for the
+    # records being written): the copies are then written without another query.
     items = [(p, p.record_id, True, p.fields["price"]) for p in created if p.copies]
     if attached:
         targets = [(p.target.record_id, p.target.fields["price"])
@@ -481,30 +529,22 @@ def _write(session, school, settings, catalogue, plans, intake, on_progress):
                  for p, (record_id, price) in zip(attached, targets)]
     else:
         extra = []
-    counters = numbering.number(items + extra)
+    writer.insert(Counter, numbering.number(items + extra))
     copy_ids = iter(reserve_ids(session, Copy.__table__,
                                 sum(len(p.copies) for p, *_rest in items + extra)))
     if on_progress:
         on_progress(0, total)
-    with BulkWriter(session) as writer:
-        writer.insert(Counter, counters)
-        for start in range(0, len(created), BATCH):
-            batch = created[start:start + BATCH]
-            writer.insert(Record, [_record_row(school, p, settings, rule, length)
-                                   for p in batch])
-            writer.insert(RecordAuthor, [
-                {"school_id": school.id, "record_id": plan.record_id, "name": name,
-                 "role": role, "is_main": main, "position": i}
-                for plan in batch for i, (name, role, main) in enumerate(_authors(plan))])
-            numbering.add_copies([(p, p.record_id, True, p.fields["price"]) for p in batch
-                                  if p.copies], intake, writer, copy_ids)
-            writer.end_batch(len(batch))
-            if on_progress:
-                on_progress(writer.written(pending=1), total)
-        if extra:
-            numbering.add_copies(extra, intake, writer, copy_ids)
-            writer.end_batch(len(extra))
-        done = writer.written()
+    for start in range(0, len(created), BATCH):
+        batch = created[start:start + BATCH]
+        numbering.add_copies([(p, p.record_id, True, p.fields["price"]) for p in batch
+                              if p.copies], intake, writer, copy_ids)
+        writer.end_batch(len(batch))
+        if on_progress:
+            on_progress(writer.written(pending=1), total)
+    if extra:
+        numbering.add_copies(extra, intake, writer, copy_ids)
+        writer.end_batch(len(extra))
+    done = writer.written()
     if on_progress and total:
         on_progress(done, total)
 
@@ -514,7 +554,7 @@ RECORD_COLUMNS = ("title", "subtitle", "responsibility", "edition", "place", "pu
                   "volume", "summary", "subjects", "class_number")
 
 
-def _record_row(school, plan, settings, rule, length):
+def _record_row(school, plan, rule, length):
     """The row of a new record (written with app.core.bulk, audited there); its authors
     follow it (they are not audited: "recorded through the record's own history")."""
     fields = plan.fields

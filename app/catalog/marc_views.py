@@ -38,9 +38,9 @@ from app.catalog.marc import Problem, record_label
 from app.collection.models import Intake
 from app.core.audit import acting_as
 from app.core.errors import DomainError
-from app.core.tenancy import current_scope
+from app.core.tenancy import current_scope, school_choices, scoped_school
 from app.extensions import db
-from app.org.models import OrgUnit, UnitKind
+from app.org.models import OrgUnit
 
 log = logging.getLogger(__name__)
 
@@ -149,30 +149,6 @@ def _run_in_background(app, path, school_id, actor, options, filename):
                 pass
 
 
-def _school_choices(scope):
-    if scope.all_schools:
-        return None  # too many: typed as a code
-    return db.session.execute(select(OrgUnit).where(
-        OrgUnit.id.in_(scope.school_ids or {-1}), OrgUnit.kind == UnitKind.school)
-        .order_by(OrgUnit.code)).scalars().all()
-
-
-def _scoped_school(code):
-    """The school to export: the user's own, or one of their scope chosen by its code."""
-    scope = current_scope()
-    if code:
-        school = db.session.execute(select(OrgUnit).where(
-            OrgUnit.code == code.strip(), OrgUnit.kind == UnitKind.school)).scalar_one_or_none()
-        if school is None or not scope.can_see_school(school.id):
-            abort(404)
-        return school
-    if scope.write_school_id is not None:
-        return db.session.get(OrgUnit, scope.write_school_id)
-    if not scope.all_schools and len(scope.school_ids) == 1:
-        return db.session.get(OrgUnit, next(iter(scope.school_ids)))
-    return None
-
-
 def _ids(args):
     values = []
     for raw in args.getlist("ids") + args.getlist("id"):
@@ -205,7 +181,7 @@ class MarcView(BaseView):
     @has_access
     def index(self):
         scope = current_scope()
-        school = _scoped_school(request.args.get("school"))
+        school = scoped_school(request.args.get("school"))
         q = request.args.get("q", "").strip()
         page = max(int(request.args.get("page", "1")) if request.args.get(
             "page", "1").isdigit() else 1, 1)
@@ -214,7 +190,7 @@ class MarcView(BaseView):
             total, rows = services.search_records(db.session, q, [school.id], limit=50,
                                                   offset=(page - 1) * 50)
         return self.render_template(
-            "catalog/marc_index.html", school=school, schools=_school_choices(scope),
+            "catalog/marc_index.html", school=school, schools=school_choices(),
             all_schools=scope.all_schools, q=q, rows=rows, total=total, page=page,
             can_import=self._can_import(), max_mb=MAX_BYTES // (1024 * 1024),
             title=_l("MARC import and export"), appbuilder=self.appbuilder)
@@ -225,7 +201,7 @@ class MarcView(BaseView):
         fmt = request.args.get("format", "iso2709")
         if fmt not in marc_import.FORMATS:
             abort(400)
-        school = _scoped_school(request.args.get("school"))
+        school = scoped_school(request.args.get("school"))
         if school is None:
             flash(gettext("Choose a school first."), "warning")
             return redirect(url_for(".index"))

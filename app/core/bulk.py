@@ -14,7 +14,7 @@ import contextlib
 import gc
 import threading
 
-from sqlalchemy import false, func, select, text, update
+from sqlalchemy import event, false, func, select, text, update
 from sqlalchemy.engine import Connection
 
 from app.core.audit import AuditLog, insert_entries
@@ -52,12 +52,16 @@ class BulkWriter:
     """
 
     def __init__(self, session):
-        conn = session.connection()
+        conn = self.sa_conn = session.connection()
         self.dialect = conn.dialect
         self.threaded = self.dialect.name == "postgresql"
         # The driver's connection, taken here: SQLAlchemy's objects stay in this thread.
         self.conn = conn.connection.driver_connection if self.threaded else conn
         self.pool = concurrent.futures.ThreadPoolExecutor(1) if self.threaded else None
+        if self.threaded:
+            # A statement of this thread (a lazy load...) waits for the writes: the driver
+            # cannot take a query in the middle of a COPY.
+            event.listen(conn, "before_cursor_execute", self._drain)
         self.futures = []  # the background writes, in order
         self.batches = []  # (size, number of writes queued at its end)
         self.checked = 0  # writes known to have succeeded
@@ -89,6 +93,9 @@ class BulkWriter:
             future.result()
         self.checked = max(self.checked, count)
 
+    def _drain(self, *args):
+        self._check(len(self.futures))
+
     def __enter__(self):
         return self
 
@@ -97,6 +104,7 @@ class BulkWriter:
             # Every write finished (or failed) before the caller commits or rolls back;
             # after an error, the writes not started are dropped.
             self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+            event.remove(self.sa_conn, "before_cursor_execute", self._drain)
             if exc[0] is None:
                 self._check(len(self.futures))
         return False
