@@ -43,6 +43,9 @@ def register_views(appbuilder):
     from app.catalog.marc_views import MarcView
 
     add(MarcView, "MARC", label=_l("MARC import and export"), icon="fa-exchange-alt", **lib)
+    from app.registers.views import register as register_registers
+
+    register_registers(appbuilder)  # the registers page (sổ sách), in the Library menu
 
     # Each later domain registers its own views (one function each, in menu order).
     from app.circulation.views import register as register_circulation
