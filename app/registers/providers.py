@@ -393,11 +393,12 @@ def individual_register(session, school, period, series_code):
         Column(gettext("Note"), 24),
     ]
     rows = individual_rows(session, school.id, series, period, years)
+    stem = gettext("individual-register")  # (outside the f-string: pybabel extracts it)
     sheet = Sheet(series.code, columns, [Section(rows)],
                   empty_text=gettext("No copy in this period."))
     return Register("individual", gettext("Individual accession register"),
                     f"{series.name} ({series.code})", period, [sheet], landscape=True,
-                    filename=f"{gettext('individual-register')}-{series.code}")
+                    filename=stem + f"-{series.code}")
 
 
 # --- Sổ đăng ký sách giáo khoa ------------------------------------------------------------
@@ -702,10 +703,12 @@ def catalogue_register(session, school, order):
         for heading, group in itertools.groupby(entries, key=lambda e: headings[e[0].id]):
             sections.append(Section([_catalogue_row(*e) for e in group], heading=heading))
         title = gettext("Catalogue by classification")
+        filename = gettext("catalogue-by-class")
     elif order == "title":
         entries.sort(key=lambda e: (collation_key(e[0].title), e[0].id))
         sections = [Section([_catalogue_row(*e) for e in entries])]
         title = gettext("Catalogue by title")
+        filename = gettext("catalogue-by-title")
     else:
         entries.sort(key=lambda e: (e[0].author is None, collation_key(e[0].author or ""),
                                     collation_key(e[0].title), e[0].id))
@@ -713,10 +716,11 @@ def catalogue_register(session, school, order):
         sections = [Section([[row[2], row[3], row[0], row[1], *row[4:]]
                              for row in (_catalogue_row(*e) for e in entries)])]
         title = gettext("Catalogue by author")
+        filename = gettext("catalogue-by-author")
     sheet = Sheet(gettext("Catalogue list"), columns, sections,
                   empty_text=gettext("The library holds no title."))
     register = Register(f"catalogue-{order}", title, None, Period(), [sheet], landscape=True,
-                        filename=f"{gettext('catalogue')}-{order}")
+                        filename=filename)
     register.period_text = gettext("Titles held on %(date)s", date=format_date(local_today()))
     return register
 
