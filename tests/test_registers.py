@@ -303,6 +303,33 @@ def test_individual_register_one_line_per_copy(login, data):
     assert total[0] == "Tổng cộng" and total[6] == 3 * 50000 + 120000
 
 
+def test_printed_register_in_pages_with_the_totals_on_the_last(app, login, data):
+    from flask_babel import force_locale
+
+    from app.extensions import db
+    from app.registers import layout, providers
+    from app.registers.views import printable
+
+    with app.test_request_context(), force_locale("vi"):
+        period = layout.Period(D(2024, 1, 1), D(2024, 12, 31))
+
+        def page(start):
+            register = providers.build(db.session, data["school"], "individual", period,
+                                       series="STK")
+            return printable(register, start=start, limit=3)
+
+        (sheet, _header, sections), = page(0)[0]
+        assert page(0)[1] is True
+        assert [r[1] for r in sections[0][1]] == data["stk"] and sections[0][2] is None
+        parts, more = page(3)
+        assert more is False
+        section, rows, totals = parts[0][2][0]
+        assert [r[1] for r in rows] == [data["stk2"]]
+        assert totals[6] == "270.000"  # the whole register's, not the page's
+    html = text(login("thuvien").get(f"/registers/print/individual?series=STK&{YEAR}"))
+    assert data["stk2"] in html and "270.000" in html and 'id="next-page"' not in html
+
+
 def test_individual_register_of_unknown_or_textbook_series_is_404(login, data):
     c = login("thuvien")
     assert c.get("/registers/download/individual?series=SGK").status_code == 404
@@ -515,3 +542,18 @@ def test_readers_cannot_open_the_registers(login, username):
     c = login(username)
     for url in ("/registers/", "/registers/download/general", "/registers/print/general"):
         assert c.get(url).status_code in (302, 403), url
+
+
+def test_registers_screens_are_vietnamese(login, data):
+    from tests.test_i18n import english_leftovers
+
+    c = login("thuvien")
+    for url in ("/registers/", "/registers/?from=31/12/2024&to=01/01/2024",
+                f"/registers/print/general?{YEAR}", f"/registers/print/textbooks?{YEAR}",
+                f"/registers/print/individual?series=STK&{YEAR}",
+                f"/registers/print/loans-teachers?{YEAR}", f"/registers/print/reading?{YEAR}",
+                "/registers/print/catalogue-class"):
+        page = c.get(url)
+        assert page.status_code == 200, url
+        # "In" is also Vietnamese: the label of the Print buttons.
+        assert [m for m in english_leftovers(text(page)) if m != "In"] == [], url

@@ -174,19 +174,37 @@ def _series_label(series, record_id, number):
     return accession_label(series, record_id, number)
 
 
-def number_runs(numbers):
-    """[1, 2, 3, 7, 8] -> [(1, 3), (7, 8)] (sorted input)."""
-    runs = []
-    for n in numbers:
-        if runs and n == runs[-1][1] + 1:
-            runs[-1][1] = n
-        else:
-            runs.append([n, n])
-    return [tuple(r) for r in runs]
-
-
 def _range_text(first, last):
     return first if first == last else f"{first}–{last}"
+
+
+def accession_runs(session, school_id, key, conditions, in_registers=False):
+    """[(key value, "STK-00001–STK-00003")]: the runs of consecutive accession numbers of
+    the school's copies matching `conditions`, per `key` (an intake, a record) and series,
+    in order. Runs are found by the database (number − row_number() is constant along a
+    run), so a 50,000-copy register returns one row per run, not per copy."""
+    parts = [key, Copy.series_id, Copy.sequence_key]
+    island = Copy.accession_number - func.row_number().over(
+        partition_by=parts, order_by=Copy.accession_number)
+    inner = (select(key.label("k"), Copy.series_id.label("series_id"),
+                    Copy.sequence_key.label("seq"), Copy.accession_number.label("n"),
+                    island.label("island"))
+             .select_from(Copy).where(Copy.school_id == school_id, *conditions))
+    if in_registers:
+        inner = (inner.join(Record, Record.id == Copy.record_id)
+                 .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
+                 .where(IN_REGISTERS))
+    sub = inner.subquery()
+    first = func.min(sub.c.n)
+    rows = session.execute(
+        select(sub.c.k, sub.c.series_id, sub.c.seq, first, func.max(sub.c.n))
+        .group_by(sub.c.k, sub.c.series_id, sub.c.seq, sub.c.island)
+        .order_by(sub.c.k, sub.c.series_id, sub.c.seq, first)).all()
+    series = {s.id: s for s in session.scalars(select(AccessionSeries).where(
+        AccessionSeries.school_id == school_id))}
+    return [(k, _range_text(_series_label(series[series_id], seq, a),
+                            _series_label(series[series_id], seq, b)))
+            for k, series_id, seq, a, b in rows]
 
 
 # --- Sổ đăng ký tổng quát -------------------------------------------------------------------
@@ -261,37 +279,23 @@ def general_intake_lines(session, school_id, period):
         .order_by(Intake.register_number)).scalars().all()
     if not intakes:
         return []
-    ids = [i.id for i in intakes]
-    in_register = IN_REGISTERS
+    chosen = Copy.intake_id.in_(select(Intake.id).where(
+        Intake.school_id == school_id, *_date_conditions(Intake.received_on, period)))
     counts = defaultdict(lambda: defaultdict(int))
     money = defaultdict(int)
-    for chunk in _chunks(ids, 500):
-        rows = session.execute(
-            select(Copy.intake_id, DocumentType.code, func.count(), func.sum(Copy.price))
-            .join(Record, Record.id == Copy.record_id)
-            .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
-            .where(Copy.school_id == school_id, Copy.intake_id.in_(chunk), in_register)
-            .group_by(Copy.intake_id, DocumentType.code)).all()
-        for intake_id, code, count, amount in rows:
-            counts[intake_id][type_bucket(code)] += count
-            money[intake_id] += int(amount or 0)
-    series = {s.id: s for s in session.scalars(select(AccessionSeries).where(
-        AccessionSeries.school_id == school_id))}
+    rows = session.execute(
+        select(Copy.intake_id, DocumentType.code, func.count(), func.sum(Copy.price))
+        .join(Record, Record.id == Copy.record_id)
+        .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
+        .where(Copy.school_id == school_id, chosen, IN_REGISTERS)
+        .group_by(Copy.intake_id, DocumentType.code)).all()
+    for intake_id, code, count, amount in rows:
+        counts[intake_id][type_bucket(code)] += count
+        money[intake_id] += int(amount or 0)
     ranges = defaultdict(list)
-    for chunk in _chunks(ids, 500):
-        rows = session.execute(
-            select(Copy.intake_id, Copy.series_id, Copy.sequence_key, Copy.accession_number)
-            .join(Record, Record.id == Copy.record_id)
-            .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
-            .where(Copy.school_id == school_id, Copy.intake_id.in_(chunk), in_register)
-            .order_by(Copy.intake_id, Copy.series_id, Copy.sequence_key,
-                      Copy.accession_number)).all()
-        for (intake_id, series_id, key), group in itertools.groupby(
-                rows, key=lambda r: (r[0], r[1], r[2])):
-            s = series[series_id]
-            for first, last in number_runs([r[3] for r in group]):
-                ranges[intake_id].append(_range_text(_series_label(s, key, first),
-                                                     _series_label(s, key, last)))
+    for intake_id, text in accession_runs(session, school_id, Copy.intake_id, [chosen],
+                                          in_registers=True):
+        ranges[intake_id].append(text)
     lines = []
     for intake in intakes:
         by_type = counts[intake.id]
@@ -302,11 +306,6 @@ def general_intake_lines(session, school_id, period):
             str(intake.funding.label) if intake.funding else "",
             "; ".join(ranges[intake.id]), intake.note or ""])
     return lines
-
-
-def _chunks(values, size):
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
 
 
 def general_register(session, school, period):
@@ -359,7 +358,9 @@ def individual_rows(session, school_id, series, period, years):
         .join(Record, Record.id == Copy.record_id)
         .outerjoin(Intake, Intake.id == Copy.intake_id)
         .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
-        .where(Copy.school_id == school_id, Copy.series_id == series.id, IN_REGISTERS,
+        .where(Copy.school_id == school_id, Copy.series_id == series.id,
+               Copy.sequence_key == 0,  # (always, outside textbooks: the unique index's order)
+               IN_REGISTERS,
                *_date_conditions(Intake.received_on, period))
         .order_by(Copy.accession_number)
         .execution_options(yield_per=BATCH))
@@ -627,23 +628,12 @@ def reading_register(session, school, period):
 def _catalogue_records(session, school_id):
     """[(record row, copies held, accession numbers)] of the records with a copy not
     withdrawn (the titles the library holds today)."""
-    series = {s.id: s for s in session.scalars(select(AccessionSeries).where(
-        AccessionSeries.school_id == school_id))}
-    held = defaultdict(list)
-    rows = session.execute(
-        select(Copy.record_id, Copy.series_id, Copy.sequence_key, Copy.accession_number)
-        .where(Copy.school_id == school_id, Copy.status != CopyStatus.withdrawn)
-        .order_by(Copy.record_id, Copy.series_id, Copy.accession_number)
-        .execution_options(yield_per=BATCH))
-    numbers = {}
-    for (record_id, series_id, key), group in itertools.groupby(
-            rows, key=lambda r: (r[0], r[1], r[2])):
-        s = series[series_id]
-        values = [r[3] for r in group]
-        held[record_id].append(len(values))
-        numbers.setdefault(record_id, []).extend(
-            _range_text(_series_label(s, key, a), _series_label(s, key, b))
-            for a, b in number_runs(values))
+    held_now = Copy.status != CopyStatus.withdrawn
+    held = dict(session.execute(select(Copy.record_id, func.count()).where(
+        Copy.school_id == school_id, held_now).group_by(Copy.record_id)).all())
+    numbers = defaultdict(list)
+    for record_id, text in accession_runs(session, school_id, Copy.record_id, [held_now]):
+        numbers[record_id].append(text)
     records = session.execute(
         select(Record.id, Record.class_number, Record.call_number, main_author().label("author"),
                Record.title, Record.volume, Record.place, Record.publisher, Record.year,
@@ -651,7 +641,7 @@ def _catalogue_records(session, school_id):
         .where(Record.school_id == school_id, Record.id.in_(
             select(Copy.record_id).where(Copy.school_id == school_id,
                                          Copy.status != CopyStatus.withdrawn)))).all()
-    return [(r, sum(held[r.id]), "; ".join(numbers.get(r.id, []))) for r in records]
+    return [(r, held.get(r.id, 0), "; ".join(numbers.get(r.id, []))) for r in records]
 
 
 def _catalogue_row(record, copies, numbers):

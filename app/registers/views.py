@@ -17,7 +17,7 @@ from app.extensions import db
 from app.registers import layout, providers
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PRINT_LIMIT = 3000  # lines on a printed page; the Excel file has them all
+PRINT_LIMIT = 1000  # lines per printed page (then "next page"); the Excel file has them all
 ARGS = ("school", "from", "to", "series", "class_name")
 
 
@@ -25,32 +25,42 @@ def _values():
     return {key: (request.args.get(key) or "").strip()[:60] for key in ARGS}
 
 
-def printable(register, limit=PRINT_LIMIT):
-    """[(sheet, header rows, [(section, rows as text, totals as text or None)])] and whether
-    the page stopped at `limit` lines."""
-    parts, shown, truncated = [], 0, False
+def printable(register, start=0, limit=PRINT_LIMIT):
+    """One printed page of the register: lines start+1 .. start+limit.
+
+    Returns ([(sheet, header rows, [(section, rows as text, totals as text or None)])],
+    whether more lines follow). A section's totals line is shown on the page of its last
+    line (every line is still read, so the totals are the whole section's)."""
+    parts, seen, shown, more = [], 0, 0, False
     for sheet in register.sheets:
         columns = sheet.columns
         sections = []
         for section in sheet.sections:
             rows = []
             for row in section.rows(columns):
+                if seen < start:
+                    seen += 1
+                    continue
                 if shown >= limit:
-                    truncated = True
+                    more = True
                     break
                 rows.append([layout.display_value(c, v) for c, v in zip(columns, row)])
                 shown += 1
+                seen += 1
+            if not rows and not (section.count == 0 and start == 0):
+                continue  # printed on an earlier page
             totals = None
-            if not truncated and section.show_totals and any(c.total for c in columns):
+            if not more and section.show_totals and any(c.total for c in columns):
                 totals = [layout.display_value(c, section.sums[i]) if c.total else None
                           for i, c in enumerate(columns)]
             sections.append((section, rows, totals))
-            if truncated:
+            if more:
                 break
-        parts.append((sheet, layout.header_rows(columns), sections))
-        if truncated:
+        if sections or start == 0:
+            parts.append((sheet, layout.header_rows(columns), sections))
+        if more:
             break
-    return parts, truncated
+    return parts, more
 
 
 class RegistersView(BaseView):
@@ -128,11 +138,18 @@ class RegistersView(BaseView):
         if found is None:
             return answer
         school, register, head = found
-        parts, truncated = printable(register)
+        start = request.args.get("start", "0")
+        start = int(start) if start.isdigit() else 0
+        parts, more = printable(register, start)
         values = {k: v for k, v in _values().items() if v}
+        pages = {"first": start + 1, "previous": url_for(
+                     ".printed", key=key, start=max(start - PRINT_LIMIT, 0), **values)
+                 if start else None,
+                 "next": url_for(".printed", key=key, start=start + PRINT_LIMIT, **values)
+                 if more else None}
         return self.render_template(
             "registers/print.html", school=school, register=register, head=head,
-            parts=parts, truncated=truncated, limit=PRINT_LIMIT,
+            parts=parts, pages=pages, limit=PRINT_LIMIT, start=start,
             signature_date=layout.signature_date_text(head.signed_on),
             excel_url=url_for(".download", key=key, **values))
 
