@@ -17,7 +17,7 @@ def withdrawal_lines(session, school_id, period):
     decision approved by the principal: number, date, reason) and its withdrawn copies
     (count, money, breakdown by reason and by document type), dated within `period`.
 
-    Each line, in the order of `providers.GENERAL_PART2_COLUMNS`:
+    Each line, in the order of `providers.general_part2_columns()`:
     [date, running number, "number and date of the document", copies, money,
      worn out, outdated, lost, other reason, SGK, SNV, STK, STN, other type, note].
     Returns [] until app/weeding/ exists.
@@ -32,7 +32,7 @@ def inventory_lines(session, school_id, period):
     `period`, with the register totals at that date (copies taken in, withdrawn, still held,
     and their money, by document type).
 
-    Each line, in the order of `providers.GENERAL_PART3_COLUMNS`:
+    Each line, in the order of `providers.general_part3_columns()`:
     [date, total in (copies), total out (copies), held (copies), held (money),
      SGK, SNV, STK, STN, other type, note].
     Returns [] until app/stocktake/ exists.

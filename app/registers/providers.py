@@ -229,8 +229,6 @@ def general_part1_columns():
     ]
 
 
-GENERAL_PART1_COLUMNS = general_part1_columns
-
 
 def general_part2_columns():
     reason = gettext("By reason")
@@ -249,8 +247,6 @@ def general_part2_columns():
     ]
 
 
-GENERAL_PART2_COLUMNS = general_part2_columns
-
 
 def general_part3_columns():
     held = gettext("Held, by type of document")
@@ -265,8 +261,6 @@ def general_part3_columns():
         Column(gettext("Note"), 20),
     ]
 
-
-GENERAL_PART3_COLUMNS = general_part3_columns
 
 
 def general_intake_lines(session, school_id, period):
