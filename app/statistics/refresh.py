@@ -6,7 +6,7 @@ as one INSERT … SELECT of the statements in app.statistics.sources, in one tra
 """
 import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Date, Integer, String, delete, insert, literal, select
 
 from app.core.i18n import local_today
 from app.org.models import OrgUnit, SchoolYear, UnitKind
@@ -32,7 +32,8 @@ def refresh(session, school_ids=None, since=None, today=None, now=None):
     Returns the number of schools refreshed. The caller commits.
     """
     today = today or local_today()
-    since = (since or default_since(session, today)).replace(day=1)
+    year_start = default_since(session, today)
+    since = (since or year_start).replace(day=1)
     now = now or datetime.datetime.now()
     ids = school_ids
     if ids is None:
@@ -54,6 +55,17 @@ def refresh(session, school_ids=None, since=None, today=None, now=None):
         for metric in sources.USE_FACTS:
             session.execute(insert(StatMonthly).from_select(
                 MONTHLY_COLUMNS, sources.use_select(metric, filter_ids, since, today)))
+        # Readers who borrowed since the school year began (distinct: not a sum of months),
+        # filed under the year's first month.
+        session.execute(delete(StatMonthly).where(
+            StatMonthly.school_id.in_(chunk), StatMonthly.month == year_start,
+            StatMonthly.metric.in_(["borrowers_year.category", "borrowers_year.grade"])))
+        for by in ("category", "grade"):
+            borrowers = sources.borrowers_select(filter_ids, year_start, today, by).subquery()
+            session.execute(insert(StatMonthly).from_select(MONTHLY_COLUMNS, select(
+                borrowers.c[0], literal(year_start, Date), literal(f"borrowers_year.{by}",
+                                                                   String),
+                borrowers.c[1], borrowers.c[2], literal(None, Integer))))
         session.execute(delete(StatRefresh).where(StatRefresh.school_id.in_(chunk)))
         session.execute(insert(StatRefresh), [{"school_id": sid, "refreshed_at": now}
                                               for sid in chunk])

@@ -137,16 +137,18 @@ def use_select(metric, school_ids, start, end):
             .group_by(school, month, _key(key)))
 
 
-def borrowers_select(school_ids, start, end):
-    """(school_id, category key, distinct readers who borrowed) over the whole range."""
-    return (select(Loan.school_id, _key(Reader.category_id),
+def borrowers_select(school_ids, start, end, by="category"):
+    """(school_id, key, distinct readers who borrowed) over the whole range, by reader
+    category or grade."""
+    column = Reader.category_id if by == "category" else Reader.grade
+    return (select(Loan.school_id, _key(column),
                    func.count(func.distinct(Loan.reader_id)))
             .select_from(_loans_base())
             .where(_in_schools(Loan.school_id, school_ids), *LOANS,
                    Loan.loaned_at >= datetime.datetime.combine(start, datetime.time()),
                    Loan.loaned_at < datetime.datetime.combine(
                        end + datetime.timedelta(days=1), datetime.time()))
-            .group_by(Loan.school_id, _key(Reader.category_id)))
+            .group_by(Loan.school_id, _key(column)))
 
 
 def _copies_base():
