@@ -311,3 +311,20 @@ def test_office_dashboard_lists_schools_below_the_standard(login, db_session):
     charts = _charts(page)
     assert {"chart-participation", "chart-loans-per-student", "chart-copies-per-student"} <= set(
         charts)
+
+
+def test_drill_down_from_the_city_to_a_class(login, loans):
+    client = login("thanhtra")
+    html = text(client.get(f"/statistics/?report=loans_class&unit=79000001&{OCT_NOV}"))
+    crumbs = html.split('id="stat-breadcrumb"', 1)[1].split("</ol>", 1)[0]
+    assert "Toàn thành phố" in crumbs and "Phòng Văn hóa – Xã hội phường Sài Gòn" in crumbs
+    assert 'class="stat-class-link"' in html
+    per_reader = Counter()
+    for code, _g, _c, _m, cls in loans:
+        if code == "79000001" and cls == "6A1":
+            per_reader[cls] += 1
+    html = text(client.get(f"/statistics/?report=loans_class&unit=79000001&class=6A1&{OCT_NOV}"))
+    table = html.split('id="stat-class"', 1)[1].split("</table>", 1)[0]
+    loans_in_table = sum(int(n) for n in re.findall(
+        r'<td class="text-right">(\d+)</td><td class="text-right">\d+</td>', table))
+    assert loans_in_table == per_reader["6A1"] > 0

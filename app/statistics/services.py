@@ -140,6 +140,7 @@ class StatScope:
     school_ids: Optional[frozenset]  # None: every school of the city
     columns: List[Column]
     is_school: bool
+    parents: list = dataclasses.field(default_factory=list)  # visible units above, top first
 
     @property
     def name(self):
@@ -192,9 +193,11 @@ def resolve_scope(session, user_scope, user_unit_id, unit_code=None, on=None):
         on = unit.valid_to  # a closed office: its schools on its last day (as its scope)
     if unit is None and not user_scope.all_schools:
         raise LookupError(unit_code)
+    parents = _visible_parents(session, user_scope, unit, on)
     if unit is not None and unit.kind == UnitKind.school:
         ids = frozenset({unit.id})
-        return StatScope(unit, ids, [Column(unit.id, unit.code, unit.name, ids, True)], True)
+        return StatScope(unit, ids, [Column(unit.id, unit.code, unit.name, ids, True)], True,
+                         parents)
     units = {u.id: u for u in session.execute(select(OrgUnit).where(
         OrgUnit.valid_from <= on, or_(OrgUnit.valid_to.is_(None), OrgUnit.valid_to >= on)))
         .scalars()}
@@ -225,7 +228,24 @@ def resolve_scope(session, user_scope, user_unit_id, unit_code=None, on=None):
                                   child.kind == UnitKind.school))
     columns.sort(key=lambda c: (not c.is_school, collation_key(c.name)) if unit is not None
                  else (c.is_school, collation_key(c.name)))
-    return StatScope(unit, school_ids, columns, False)
+    return StatScope(unit, school_ids, columns, False, parents)
+
+
+def _visible_parents(session, user_scope, unit, on):
+    """The offices above `unit` (administrative, else cluster) the user may open."""
+    from app.org.models import Hierarchy
+    from app.org.services import parent_at
+
+    chain, current = [], unit
+    while current is not None and len(chain) < 5:
+        parent = (parent_at(session, current.id, on)
+                  or parent_at(session, current.id, on, Hierarchy.professional))
+        if parent is None or parent.kind == UnitKind.department:
+            break
+        if user_scope.can_see_unit(parent.id):
+            chain.append(parent)
+        current = parent
+    return list(reversed(chain))
 
 
 # --- Reports ----------------------------------------------------------------------------
@@ -552,3 +572,27 @@ def borrowers_share(session, school_id, period):
         reg, bor = registered.get(cid, 0), borrowed.get(cid, 0)
         rows.append((names.get(cid, "?"), reg, bor, round(100 * bor / reg, 1) if reg else None))
     return rows
+
+
+def class_readers(session, school_id, class_name, period):
+    """(reader name, loans, in-library reads) of each reader of a class in the period: the
+    last step of the drill-down (city → office → school → class)."""
+    from app.circulation.models import Loan, LoanStatus, ReadingRoomUse
+    from app.readers.models import Reader
+
+    start = datetime.datetime.combine(period.start, datetime.time())
+    end = datetime.datetime.combine(period.end + datetime.timedelta(days=1), datetime.time())
+    readers = session.execute(select(Reader.id, Reader.family_name, Reader.given_name).where(
+        Reader.school_id == school_id, Reader.class_name == class_name)).all()
+    loans = dict(session.execute(select(Loan.reader_id, func.count()).where(
+        Loan.school_id == school_id, Loan.class_name == class_name,
+        Loan.status != LoanStatus.cancelled, Loan.loaned_at >= start, Loan.loaned_at < end)
+        .group_by(Loan.reader_id)).all())
+    reads = dict(session.execute(select(ReadingRoomUse.reader_id, func.count()).where(
+        ReadingRoomUse.school_id == school_id, ReadingRoomUse.class_name == class_name,
+        ReadingRoomUse.reader_id.is_not(None), ReadingRoomUse.used_on >= period.start,
+        ReadingRoomUse.used_on <= period.end).group_by(ReadingRoomUse.reader_id)).all())
+    rows = [(f"{family} {given}", loans.get(rid, 0), reads.get(rid, 0), (given, family))
+            for rid, family, given in readers]
+    rows.sort(key=lambda r: (collation_key(r[3][0]), collation_key(r[3][1])))
+    return [(name, n_loans, n_reads) for name, n_loans, n_reads, _k in rows]

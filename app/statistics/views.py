@@ -19,7 +19,7 @@ from app.statistics import excel, services
 def _args(**changes):
     """The page's query arguments with `changes` (None removes one): links keep the period."""
     keep = {k: v for k, v in request.args.items()
-            if k in ("report", "unit", "year", "part", "from", "to") and v}
+            if k in ("report", "unit", "year", "part", "from", "to", "class") and v}
     keep.update(changes)
     return {k: v for k, v in keep.items() if v is not None}
 
@@ -66,6 +66,11 @@ class StatisticsView(BaseView):
                 "idle_classes": services.classes_without_use(session, school_id, period),
                 "borrowers": services.borrowers_share(session, school_id, period),
             }
+        class_name = (request.args.get("class") or "").strip()[:30]
+        if scope.is_school and class_name:
+            extras["class_name"] = class_name
+            extras["class_rows"] = services.class_readers(session, scope.unit.id, class_name,
+                                                          period)
         chart = {
             "id": "stat-chart", "type": "line" if report.by_month else "bar",
             "title": str(report.title),
