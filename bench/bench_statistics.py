@@ -51,6 +51,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--drop-existing", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the database at the end")
+    p.add_argument("--reuse", action="store_true",
+                   help="measure a database kept by an earlier --keep run (no generation)")
     return p.parse_args()
 
 
@@ -87,6 +89,8 @@ def fill_aggregates(db, months):
         session.execute(delete(model))
     now = datetime.datetime.now()
     monthly = snapshot = 0
+    if db.engine.dialect.name == "postgresql":
+        return fill_aggregates_pg(session, schools, months, keys, now)
     for start in range(0, len(schools), 100):
         rows_m, rows_s = [], []
         for sid in schools[start:start + 100]:
@@ -110,6 +114,39 @@ def fill_aggregates(db, months):
                                           for sid in schools])
     session.commit()
     return {"schools": len(schools), "stat_monthly": monthly, "stat_snapshot": snapshot}
+
+
+def fill_aggregates_pg(session, schools, months, keys, now):
+    """The same rows written by PostgreSQL itself (generate_series): seconds, not minutes."""
+    from sqlalchemy import text
+
+    from app.statistics import sources
+
+    def pairs(metrics):
+        return [(m, k) for m in metrics for k in keys(m)]
+
+    snap = pairs(sources.SNAPSHOT_FACTS)
+    month_pairs = pairs(list(sources.USE_FACTS) + ["borrowers_year.category",
+                                                   "borrowers_year.grade"])
+    session.execute(text(
+        "INSERT INTO stat_snapshot (school_id, metric, key, count, amount) "
+        "SELECT s.id, p.metric, p.key, (random() * 400)::int, (random() * 9000000)::int "
+        "FROM org_unit s CROSS JOIN unnest(CAST(:metrics AS text[]), CAST(:keys AS text[])) "
+        "AS p(metric, key) WHERE s.kind = 'school'"),
+        {"metrics": [m for m, _k in snap], "keys": [k for _m, k in snap]})
+    session.execute(text(
+        "INSERT INTO stat_monthly (school_id, month, metric, key, count, amount) "
+        "SELECT s.id, m.month, p.metric, p.key, (random() * 120)::int, NULL "
+        "FROM org_unit s CROSS JOIN unnest(CAST(:months AS date[])) AS m(month) "
+        "CROSS JOIN unnest(CAST(:metrics AS text[]), CAST(:keys AS text[])) AS p(metric, key) "
+        "WHERE s.kind = 'school'"),
+        {"months": months, "metrics": [m for m, _k in month_pairs],
+         "keys": [k for _m, k in month_pairs]})
+    session.execute(text("INSERT INTO stat_refresh (school_id, refreshed_at) "
+                         "SELECT id, :now FROM org_unit WHERE kind = 'school'"), {"now": now})
+    session.commit()
+    return {"schools": len(schools), "stat_monthly": len(schools) * len(months) *
+            len(month_pairs), "stat_snapshot": len(schools) * len(snap)}
 
 
 def summary(times):
@@ -148,7 +185,10 @@ def main():
     url = normalise(url)
     os.environ.update({"INSTANCE_PATH": workdir, "DATABASE_URL": url,
                        "SECRET_KEY": secrets.token_hex(32), "APP_ENV": "development"})
-    create_database(url, args.drop_existing)
+    if args.reuse:
+        args.keep = True
+    else:
+        create_database(url, args.drop_existing)
     results = {"started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"), "scale": args.scale,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -170,37 +210,38 @@ def main():
         with app.app_context():
             results["database"] = {"dialect": db.engine.dialect.name,
                                    "server_version": server_version(db)}
-            t0 = time.perf_counter()
-            prepare_database(load_demo=True)
-            results["schema_and_demo_s"] = round(time.perf_counter() - t0, 1)
-            # The refresh of one real school of the demo city (its loans, copies, readers).
-            school = db.session.execute(select(OrgUnit).where(
-                OrgUnit.code == "79000001")).scalar_one()
-            times = []
-            for _ in range(5):
+            if not args.reuse:
                 t0 = time.perf_counter()
-                refresh(db.session, [school.id], since=datetime.date(2025, 9, 1))
-                db.session.commit()
-                times.append(time.perf_counter() - t0)
-            results["refresh_one_demo_school"] = summary(times)
-            t0 = time.perf_counter()
-            results["city"] = generate_city(db.session, scale=args.scale, seed=args.seed)
-            results["city_s"] = round(time.perf_counter() - t0, 1)
-            today = local_today()
-            first = default_since(db.session, today)
-            months, day = [], (first - datetime.timedelta(days=360)).replace(day=1)
-            while day <= today:
-                months.append(day)
-                day = (day + datetime.timedelta(days=32)).replace(day=1)
-            t0 = time.perf_counter()
-            results["aggregates"] = fill_aggregates(db, months)
-            results["aggregates"]["months"] = len(months)
-            results["aggregates_s"] = round(time.perf_counter() - t0, 1)
-            db.session.remove()
-            if db.engine.dialect.name == "postgresql":
-                with db.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT") as conn:
-                    conn.execute(text("VACUUM ANALYZE"))
+                prepare_database(load_demo=True)
+                results["schema_and_demo_s"] = round(time.perf_counter() - t0, 1)
+                # The refresh of one real school of the demo city (its loans, copies, readers).
+                school = db.session.execute(select(OrgUnit).where(
+                    OrgUnit.code == "79000001")).scalar_one()
+                times = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    refresh(db.session, [school.id], since=datetime.date(2025, 9, 1))
+                    db.session.commit()
+                    times.append(time.perf_counter() - t0)
+                results["refresh_one_demo_school"] = summary(times)
+                t0 = time.perf_counter()
+                results["city"] = generate_city(db.session, scale=args.scale, seed=args.seed)
+                results["city_s"] = round(time.perf_counter() - t0, 1)
+                today = local_today()
+                first = default_since(db.session, today)
+                months, day = [], (first - datetime.timedelta(days=360)).replace(day=1)
+                while day <= today:
+                    months.append(day)
+                    day = (day + datetime.timedelta(days=32)).replace(day=1)
+                t0 = time.perf_counter()
+                results["aggregates"] = fill_aggregates(db, months)
+                results["aggregates"]["months"] = len(months)
+                results["aggregates_s"] = round(time.perf_counter() - t0, 1)
+                db.session.remove()
+                if db.engine.dialect.name == "postgresql":
+                    with db.engine.connect().execution_options(
+                            isolation_level="AUTOCOMMIT") as conn:
+                        conn.execute(text("VACUUM ANALYZE"))
             # The generated accounts: the largest district office, a ward office, a school.
             users = {}
             for role, prefix in (("office", "cb79pgd"), ("ward", "cb79vh"),
