@@ -78,6 +78,38 @@ def register_cli(app):
                        f"{n(loans['open'])} chưa trả ({n(loans['overdue'])} quá hạn), trong "
                        f"{loans['seconds']:.1f} giây.")
 
+    @app.cli.command("stats-refresh")
+    @click.option("--school", "schools", multiple=True, help="school code (default: every school)")
+    @click.option("--since", default=None, help="first month to recount, dd/mm/yyyy "
+                                                 "(default: the start of the school year)")
+    @with_appcontext
+    def stats_refresh(schools, since):
+        """Recount the statistics of many schools (run it every night, e.g. from cron)."""
+        import datetime
+
+        from sqlalchemy import select
+
+        from app.org.models import OrgUnit, UnitKind
+        from app.statistics.refresh import refresh
+
+        ids = None
+        if schools:
+            ids = db.session.execute(select(OrgUnit.id).where(
+                OrgUnit.code.in_(schools), OrgUnit.kind == UnitKind.school)).scalars().all()
+            if len(ids) != len(set(schools)):
+                raise click.ClickException("Có mã trường không tồn tại.")
+        start = None
+        if since:
+            try:
+                start = datetime.datetime.strptime(since, "%d/%m/%Y").date()
+            except ValueError:
+                raise click.ClickException(f"--since: \"{since}\" không phải ngày dd/mm/yyyy.")
+        started = time.perf_counter()
+        count = refresh(db.session, ids, since=start)
+        db.session.commit()
+        click.echo(f"Đã đếm lại số liệu thống kê của {count} trường trong "
+                   f"{time.perf_counter() - started:.1f} giây.")
+
     @app.cli.command("create-admin")
     @click.option("--username", required=True)
     @click.option("--given-name", default="Quản trị")

@@ -55,6 +55,9 @@ def register_views(appbuilder):
     register_circulation(appbuilder)
     register_readers(appbuilder)
     register_rollover(appbuilder)
+    from app.statistics.views import register as register_statistics
+
+    register_statistics(appbuilder)
     add(OrgUnitView, "Units", label=_l("Units"), icon="fa-sitemap",
         category="Organisation", category_label=_l("Organisation"), category_icon="fa-sitemap")
     add(OrgLinkView, "Placements in the tree", label=_l("Placements in the tree"),

@@ -84,6 +84,10 @@ def load_demo_city(session):
     sm = current_app.appbuilder.sm
     with acting_as(name="demo-data"):
         _load(session, sm)
+    session.flush()
+    from app.statistics.refresh import refresh
+
+    refresh(session)  # the offices' and the city's statistics have figures from the start
     session.commit()
 
 

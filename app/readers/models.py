@@ -7,6 +7,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import deferred, relationship
 
 from app.core.enums import LabeledEnum, N_
+from app.core.i18n import local_today
 from app.core.tenancy import SchoolOwnedMixin
 from app.org.models import enum_column
 
@@ -72,6 +73,8 @@ class Reader(SchoolOwnedMixin, Model):
     status = enum_column(ReaderStatus, nullable=False, default=ReaderStatus.active)
     user_id = Column(Integer, ForeignKey("ab_user.id"))  # the reader's own account, if any
     note = Column(String(255))
+    # Day the reader was registered in the library ("new readers" of a period).
+    registered_on = Column(Date, default=local_today, index=True)
 
     __table_args__ = (
         UniqueConstraint("school_id", "card_number", name="uq_reader_card"),

@@ -40,7 +40,30 @@ class HomeView(IndexView):
             self._school_dashboard(session, scope, ctx, roles)
         else:
             self._area_dashboard(session, scope, ctx, unit)
+        self._library_figures(session, scope, ctx, unit)
         return self.render_template("app/dashboard.html", appbuilder=self.appbuilder, **ctx)
+
+    def _library_figures(self, session, scope, ctx, unit):
+        """Loans, participation and the standard's minimum (app.statistics.dashboard)."""
+        from app.core.i18n import local_today
+        from app.statistics import dashboard, services
+
+        if unit is None:
+            return
+        today = local_today()
+        if unit.kind == UnitKind.school:
+            cards, charts = dashboard.school_figures(session, unit.id, today)
+        else:
+            try:
+                stat_scope = services.resolve_scope(session, scope, unit.id)
+            except LookupError:
+                return
+            cards, charts, below, fresh = dashboard.area_figures(session, stat_scope, today)
+            ctx["below_standard"] = below[:20]
+            ctx["below_count"] = len(below)
+            ctx["figures_at"] = fresh
+        ctx["cards"].extend(cards)
+        ctx["charts"][:0] = charts
 
     def _area_dashboard(self, session, scope, ctx, unit):
         counts = queries.school_counts(session, scope)

@@ -1,0 +1,69 @@
+"""statistics: monthly and snapshot aggregates of every school, their refresh times; the
+day a reader was registered
+
+Revision ID: e1a5c6d7b805
+Revises: 7b2e4c9d1f03
+Create Date: 2026-11-25 10:20:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'e1a5c6d7b805'
+down_revision = '7b2e4c9d1f03'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        'stat_monthly',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('school_id', sa.Integer(), nullable=False),
+        sa.Column('month', sa.Date(), nullable=False),
+        sa.Column('metric', sa.String(length=40), nullable=False),
+        sa.Column('key', sa.String(length=60), nullable=False),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.Column('amount', sa.Numeric(precision=16, scale=0), nullable=True),
+        sa.ForeignKeyConstraint(['school_id'], ['org_unit.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('stat_monthly', schema=None) as batch_op:
+        batch_op.create_index('ix_stat_monthly_metric_month', ['metric', 'month'], unique=False)
+        batch_op.create_index('ix_stat_monthly_school_month', ['school_id', 'month'],
+                              unique=False)
+    op.create_table(
+        'stat_snapshot',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('school_id', sa.Integer(), nullable=False),
+        sa.Column('metric', sa.String(length=40), nullable=False),
+        sa.Column('key', sa.String(length=60), nullable=False),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.Column('amount', sa.Numeric(precision=16, scale=0), nullable=True),
+        sa.ForeignKeyConstraint(['school_id'], ['org_unit.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('stat_snapshot', schema=None) as batch_op:
+        batch_op.create_index('ix_stat_snapshot_metric', ['metric'], unique=False)
+        batch_op.create_index('ix_stat_snapshot_school', ['school_id'], unique=False)
+    op.create_table(
+        'stat_refresh',
+        sa.Column('school_id', sa.Integer(), nullable=False),
+        sa.Column('refreshed_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['school_id'], ['org_unit.id']),
+        sa.PrimaryKeyConstraint('school_id'),
+    )
+    with op.batch_alter_table('reader', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('registered_on', sa.Date(), nullable=True))
+        batch_op.create_index('ix_reader_registered_on', ['registered_on'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('reader', schema=None) as batch_op:
+        batch_op.drop_index('ix_reader_registered_on')
+        batch_op.drop_column('registered_on')
+    op.drop_table('stat_refresh')
+    op.drop_table('stat_snapshot')
+    op.drop_table('stat_monthly')
