@@ -52,6 +52,9 @@ def register_views(appbuilder):
     register_circulation(appbuilder)
     register_readers(appbuilder)
     register_rollover(appbuilder)
+    from app.stocktake.views import register as register_stocktake
+
+    register_stocktake(appbuilder)
     add(OrgUnitView, "Units", label=_l("Units"), icon="fa-sitemap",
         category="Organisation", category_label=_l("Organisation"), category_icon="fa-sitemap")
     add(OrgLinkView, "Placements in the tree", label=_l("Placements in the tree"),
