@@ -148,6 +148,10 @@ def test_partial_stocktake_live_outcomes(login, db_session, school1, school2, cl
     assert status == 409 and "không phải mã vạch" in out["message"]
     status, out = scanner.scan("   ")
     assert status == 409
+    status, out = scanner.scan({"not": "a barcode"})
+    assert status == 409
+    status, out = scanner.scan(found.barcode, location_id="abc")
+    assert status == 409 and "abc" in out["message"]
     db_session.expire_all()
     assert _counts(db_session, st_id) == before == (4, 1)
     summary = librarian.get(f"/stocktake/api/summary/{st_id}").get_json()
@@ -268,7 +272,8 @@ def test_file_of_barcodes(login, db_session, school1, school2, clean):
     scanner = Scanner(librarian, st_id)
     scanner.scan(copies[0].barcode)  # already counted at the desk
     lines = ["Barcode"] + [c.barcode for c in copies[:20]] + [copies[3].barcode, "",
-                                                              "LA-001;2026-11-25 08:00"]
+                                                              "LA-001;2026-11-25 08:00",
+                                                              "LA-001"]
     resp = _upload(librarian, st_id, "\r\n".join(lines).encode())
     assert resp.status_code == 302, text(resp)[:1000]
     preview = librarian.get(resp.headers["Location"])
@@ -284,6 +289,8 @@ def test_file_of_barcodes(login, db_session, school1, school2, clean):
     assert "19" in text(resp)
     db_session.expire_all()
     assert _counts(db_session, st_id) == (20, 1)  # 20 copies; "LA-001" is unknown
+    assert db_session.scalar(select(StocktakeUnknown.times).where(
+        StocktakeUnknown.session_id == st_id)) == 2
     via = db_session.scalars(select(StocktakeScan.via).where(
         StocktakeScan.session_id == st_id)).all()
     assert sorted(v.name for v in via).count("file") == 19

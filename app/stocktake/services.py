@@ -174,7 +174,8 @@ def create_session(session, actor, school_id, name, started_on, location_ids=(),
                                 "the start comes after the end."), start=class_from,
                              end=class_to)
     if campaign_id:
-        if int(campaign_id) not in {c.id for c in campaigns_for_school(session, school_id)}:
+        campaign_id = (_ids([campaign_id]) or [None])[0]
+        if campaign_id not in {c.id for c in campaigns_for_school(session, school_id)}:
             raise StocktakeError(_l("This campaign does not cover your school or is over."))
     st = StocktakeSession(
         school_id=school_id, name=name, started_on=started_on, status=SessionStatus.open,
@@ -229,14 +230,17 @@ def other_school_codes(session, school_id, codes):
     codes = set(codes)
     if not codes:
         return set()
-    prefixes = session.execute(
-        select(OrgUnit.id, func.coalesce(LibrarySettings.barcode_prefix, OrgUnit.code))
-        .join(LibrarySettings, LibrarySettings.school_id == OrgUnit.id, isouter=True)
-        .where(OrgUnit.kind == UnitKind.school, OrgUnit.id != school_id)).all()
+    by_length = {}  # prefix length -> {prefix: [school ids]}
+    for other_id, prefix in session.execute(
+            select(OrgUnit.id, func.coalesce(LibrarySettings.barcode_prefix, OrgUnit.code))
+            .join(LibrarySettings, LibrarySettings.school_id == OrgUnit.id, isouter=True)
+            .where(OrgUnit.kind == UnitKind.school, OrgUnit.id != school_id)):
+        if prefix:
+            by_length.setdefault(len(prefix), {}).setdefault(prefix, []).append(other_id)
     candidates = {}
     for code in codes:
-        for other_id, prefix in prefixes:
-            if prefix and code.startswith(prefix):
+        for length, prefixes in by_length.items():
+            for other_id in prefixes.get(code[:length], ()):
                 candidates.setdefault(other_id, []).append(code)
     found = set()
     for other_id, other_codes in candidates.items():
@@ -263,19 +267,25 @@ def _add_scan(session, actor, st, copy_id, location_id, via):
 
 
 def _add_unknown(session, actor, st, codes):
+    """Count unknown codes ({code: times} or a list), one statement for all of them."""
+    if not codes:
+        return
     guard_rows(StocktakeUnknown, [st.school_id])
     table = StocktakeUnknown.__table__
-    now = _now()
-    for code in codes:
-        stmt = _insert(session, table).values(
-            school_id=st.school_id, session_id=st.id, barcode=code, times=1,
-            first_scanned_at=now, scanned_by_id=_actor_id(actor))
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["session_id", "barcode"], set_={"times": table.c.times + 1}))
+    counts = codes if isinstance(codes, dict) else {code: 1 for code in codes}
+    now, user_id = _now(), _actor_id(actor)
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(index_elements=["session_id", "barcode"],
+                                      set_={"times": table.c.times + stmt.excluded.times})
+    session.execute(stmt, [{"school_id": st.school_id, "session_id": st.id, "barcode": code,
+                            "times": times, "first_scanned_at": now, "scanned_by_id": user_id}
+                           for code, times in counts.items()])
 
 
 def check_code(code):
-    code = (code or "").strip()
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)
+    code = code.strip() if isinstance(code, str) else ""
     if not code:
         raise StocktakeError(_l("Scan or type a copy barcode."))
     if not BARCODE.match(code):
@@ -290,7 +300,7 @@ def scan(session, actor, school_id, st_id, code, location_id=None, via=ScanVia.s
     st = _open_session(session, school_id, st_id)
     code = check_code(code)
     if location_id:
-        location = session.get(Location, int(location_id))
+        location = session.get(Location, _ids([location_id])[0])
         if location is None or location.school_id != school_id:
             raise StocktakeError(_l("Shelving location not found in your school."))
         location_id = location.id
@@ -414,8 +424,16 @@ def plan_upload(session, school_id, st, codes):
         "repeated": len(codes) - len(ids) - len(unmatched),
         "copy_ids": sorted(set(ids) - already),
         "unknown": sorted({code for _n, code in unmatched if code not in foreign}),
+        "unknown_times": _times(code for _n, code in unmatched if code not in foreign),
         "foreign": [(n, code) for n, code in unmatched if code in foreign],
     }
+
+
+def _times(codes):
+    out = {}
+    for code in codes:
+        out[code] = out.get(code, 0) + 1
+    return out
 
 
 def apply_upload(session, actor, school_id, st_id, data):
@@ -433,8 +451,7 @@ def apply_upload(session, actor, school_id, st_id, data):
              "location_id": None, "scanned_at": now, "scanned_by_id": user_id,
              "via": ScanVia.file.name} for copy_id in plan["copy_ids"]]
     _insert_scans(session, st.school_id, rows)
-    if plan["unknown"]:
-        _add_unknown(session, actor, st, plan["unknown"])
+    _add_unknown(session, actor, st, plan["unknown_times"])
     return plan
 
 
