@@ -365,7 +365,9 @@ def test_minutes_excel_and_printable_page(login, db_session, school1, clean):
 def test_bad_session_input_creates_nothing(login, db_session, school1, school2, clean):
     librarian = login("thuvien")
     foreign = _location(db_session, school2, "KM")
+    empty = _location(db_session, school1, "KD")  # no copy shelved there
     for fields, message in (
+            ({"location_ids": [str(empty.id)]}, "Không có bản sách nào"),
             ({"name": ""}, "Nhập tên đợt kiểm kê"),
             ({"started_on": "31/02/2026"}, "ngày"),
             ({"location_ids": [str(foreign.id)]}, "không thuộc trường"),

@@ -185,6 +185,10 @@ def create_session(session, actor, school_id, name, started_on, location_ids=(),
         note=(note or "").strip() or None, created_by_id=_actor_id(actor),
         created_at=_now(), expected_count=0)
     st.expected_count = count_expected(session, st)
+    if st.expected_count == 0:
+        raise StocktakeError(_l("No copy of your school is in the part chosen (%(part)s): "
+                                "choose other locations, series, document types or class "
+                                "numbers."), part=scope_description(session, st))
     session.add(st)
     session.flush()
     return st
@@ -565,7 +569,7 @@ def summary(session, st):
 
 
 def percent(done, total):
-    return 100 if not total else min(100, int(done * 100 / total))
+    return 0 if not total else min(100, int(done * 100 / total))
 
 
 def copy_list(session, st, which, limit=200):
