@@ -568,3 +568,42 @@ def test_stocktake_screens_are_vietnamese(login, db_session, school1, clean):
         assert english_leftovers(text(librarian.get(url))) == [], url
     admin = login("admin")
     assert english_leftovers(text(admin.get("/stocktake-campaigns/"))) == []
+
+
+def test_close_waits_for_a_scan_in_flight(app, db_session, school1, clean):
+    """A phone's scan not yet committed when the librarian closes: the close waits for it and
+    counts the copy; a scan after the close is refused."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("concurrency is proved on PostgreSQL")
+    import time
+
+    from sqlalchemy.orm import Session
+
+    st = services.create_session(db_session, None, school1.id, "Đang quét",
+                                 datetime.date.today())
+    db_session.commit()
+    copies = _copies(db_session, school1, 2)
+    school_id, st_id = school1.id, st.id
+    results = []
+
+    def librarian():
+        with app.app_context(), Session(db.engine) as session:
+            services.close(session, None, school_id, st_id, "leave")
+            session.commit()
+            results.append("closed")
+
+    with Session(db.engine) as phone:
+        services.scan(phone, None, school_id, st_id, copies[0].barcode)
+        closing = threading.Thread(target=librarian)
+        closing.start()
+        time.sleep(0.5)
+        assert closing.is_alive() and results == []  # waiting for the phone's scan
+        phone.commit()
+    closing.join(timeout=10)
+    assert results == ["closed"]
+    assert db_session.scalar(select(StocktakeResult.outcome).where(
+        StocktakeResult.session_id == st_id,
+        StocktakeResult.copy_id == copies[0].id)) == Outcome.found
+    with pytest.raises(services.StocktakeError):
+        services.scan(db_session, None, school_id, st_id, copies[1].barcode)
+    db_session.rollback()

@@ -203,7 +203,14 @@ def get_session(session, school_ids, st_id):
 
 
 def _open_session(session, school_id, st_id):
-    st = get_session(session, {school_id}, st_id)
+    """The open session, share-locked until the caller's commit (PostgreSQL): a close waits
+    for the scans in flight, and a scan that comes after the close sees it closed."""
+    if not isinstance(st_id, int):
+        st_id = (_ids([st_id]) or [None])[0]
+    st = session.scalars(
+        select(StocktakeSession).where(StocktakeSession.id == st_id,
+                                       StocktakeSession.school_id == school_id)
+        .with_for_update(read=True).execution_options(populate_existing=True)).first()
     if st is None:
         raise StocktakeError(_l("Stocktake not found in your school."))
     if st.status != SessionStatus.open:
