@@ -55,6 +55,9 @@ def register_views(appbuilder):
     register_circulation(appbuilder)
     register_readers(appbuilder)
     register_rollover(appbuilder)
+    from app.stocktake.views import register as register_stocktake
+
+    register_stocktake(appbuilder)
     from app.statistics.views import register as register_statistics
 
     register_statistics(appbuilder)

@@ -71,6 +71,9 @@ POLICIES = {
     # Loan rules and closed days: the department writes the city's rows, a librarian their
     # school's (checked row by row in app.circulation.admin_views.CityOrSchoolView).
     "circulation_rules": (STAFF_ROLES, {ROLE_DEPT_ADMIN, ROLE_LIBRARIAN}),
+    # Stocktake campaigns: the department administrator or an office starts one for its
+    # schools; staff read the campaigns covering schools they see (checked row by row).
+    "stocktake_campaign": (STAFF_ROLES, {ROLE_DEPT_ADMIN, ROLE_OFFICER}),
     "accounts": ({ROLE_DEPT_ADMIN}, {ROLE_DEPT_ADMIN}),
     "security_meta": ({ROLE_DEPT_ADMIN}, set()),
     "audit": (STAFF_ROLES, set()),

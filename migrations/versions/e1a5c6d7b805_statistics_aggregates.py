@@ -2,7 +2,7 @@
 day a reader was registered
 
 Revision ID: e1a5c6d7b805
-Revises: 7b2e4c9d1f03
+Revises: a6c1e2f3d401
 Create Date: 2026-11-25 10:20:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e1a5c6d7b805'
-down_revision = '7b2e4c9d1f03'
+down_revision = 'a6c1e2f3d401'
 branch_labels = None
 depends_on = None
 
