@@ -7,7 +7,14 @@ holdings, readers, overdue loans). `stat_refresh` says when each school was last
 the pages show that time, so a figure is never older than it says.
 """
 from flask_appbuilder import Model
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import (
+    CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
+)
+
+from app.core.enums import LabeledEnum, N_
+from app.core.i18n import local_today
+from app.core.tenancy import SchoolOwnedMixin
+from app.org.models import enum_column
 
 
 class StatMonthly(Model):
@@ -57,3 +64,37 @@ class StatRefresh(Model):
 
     school_id = Column(Integer, ForeignKey("org_unit.id"), primary_key=True)
     refreshed_at = Column(DateTime, nullable=False)
+
+
+class ReportKind(LabeledEnum):
+    month = N_("Monthly")
+    semester = N_("Semester")
+    year = N_("Annual")
+
+
+class LibraryReport(SchoolOwnedMixin, Model):
+    """Báo cáo công tác thư viện: the school's monthly, semester or annual report. Figures
+    come from the data when it is shown (app.statistics.library_report); the librarian
+    types the parts that are words (activities, requests, proposals)."""
+
+    __tablename__ = "library_report"
+    __label__ = N_("Library report")
+
+    id = Column(Integer, primary_key=True)
+    kind = enum_column(ReportKind, nullable=False, default=ReportKind.month)
+    starts_on = Column(Date, nullable=False)
+    ends_on = Column(Date, nullable=False)
+    activities = Column(Text)  # II.2 hoạt động đã tổ chức
+    coordination = Column(Text)  # II.3 phối hợp (Tổng phụ trách Đội, hội thi...)
+    teacher_requests = Column(Text)  # III. nhu cầu của giáo viên
+    student_requests = Column(Text)  # III. nhu cầu của học sinh
+    school_proposals = Column(Text)  # IV. đề xuất với nhà trường
+    office_proposals = Column(Text)  # IV. đề xuất với Phòng GD&ĐT / Sở
+    written_on = Column(Date, nullable=False, default=local_today)
+
+    __table_args__ = (
+        CheckConstraint("ends_on >= starts_on", name="ck_library_report_dates"),
+    )
+
+    def __repr__(self):
+        return f"{self.kind} {self.starts_on:%d/%m/%Y}–{self.ends_on:%d/%m/%Y}"

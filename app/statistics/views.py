@@ -9,11 +9,15 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 
+from app.core.datamodel import VNInterface
 from app.core.errors import ValidationError
 from app.core.i18n import local_today
 from app.core.tenancy import current_scope
+from app.core.views import SchoolScopedModelView
 from app.extensions import db
-from app.statistics import excel, services
+from app.registers.layout import letterhead
+from app.statistics import excel, library_report, services
+from app.statistics.models import LibraryReport
 
 
 def _args(**changes):
@@ -100,8 +104,105 @@ class StatisticsView(BaseView):
                                   "spreadsheetml.sheet")
 
 
+
+
+
+# --- The school's library report -------------------------------------------------------
+
+def validate_report(session, report):
+    if report.starts_on and report.ends_on and report.ends_on < report.starts_on:
+        raise ValidationError(_l("The report ends (%(end)s) before it starts (%(start)s).",
+                                 end=report.ends_on.strftime("%d/%m/%Y"),
+                                 start=report.starts_on.strftime("%d/%m/%Y")),
+                              field="ends_on")
+
+
+class LibraryReportView(SchoolScopedModelView):
+    """Báo cáo công tác thư viện: the librarian writes the words, the data gives the
+    figures; printed and downloaded in the official layout."""
+
+    datamodel = VNInterface(LibraryReport)
+    base_permissions = ["can_list", "can_show", "can_add", "can_edit", "can_download"]
+    list_title = _l("Library reports")
+    show_title = _l("Library report")
+    add_title = _l("New library report")
+    edit_title = _l("Edit the library report")
+    show_template = "statistics/report_show.html"
+    item_validator = staticmethod(validate_report)
+    label_columns = {
+        "school": _l("School"), "kind": _l("Report"), "starts_on": _l("From"),
+        "ends_on": _l("To"), "activities": _l("Activities held"),
+        "coordination": _l("Coordination"), "teacher_requests": _l("Requests of teachers"),
+        "student_requests": _l("Requests of students"),
+        "school_proposals": _l("Proposals to the school"),
+        "office_proposals": _l("Proposals to the education office"),
+        "written_on": _l("Written on"),
+    }
+    list_columns = ["kind", "starts_on", "ends_on", "written_on"]
+    add_columns = ["kind", "starts_on", "ends_on", "activities", "coordination",
+                   "teacher_requests", "student_requests", "school_proposals",
+                   "office_proposals"]
+    edit_columns = add_columns + ["written_on"]
+    show_columns = ["school", "kind", "starts_on", "ends_on", "written_on"]
+    search_columns = ["kind", "starts_on"]
+    base_order = ("starts_on", "desc")
+
+    def _report(self, pk):
+        report = self.datamodel.get(pk, self._base_filters)
+        if report is None:
+            abort(404)
+        return report
+
+    def _figures(self, report):
+        from app.org.models import OrgUnit
+
+        school = db.session.get(OrgUnit, report.school_id)
+        fig = library_report.figures(db.session, report.school_id, report.starts_on,
+                                     report.ends_on)
+        head = letterhead(db.session, school, on=report.ends_on, signed_on=report.written_on)
+        return fig, head
+
+    @expose("/show/<pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        report = self._report(pk)
+        fig, head = self._figures(report)
+        widgets = self._get_show_widget(pk, report)
+        return self.render_template(
+            self.show_template, pk=pk, title=self.show_title, widgets=widgets,
+            related_views=[], report=report, fig=fig, head=head,
+            report_title=library_report.title(report),
+            reader_lines=library_report.reader_lines(fig),
+            text_parts=library_report.text_parts(report))
+
+    @expose("/print/<int:pk>")
+    @has_access
+    @permission_name("show")
+    def printable(self, pk):
+        report = self._report(pk)
+        fig, head = self._figures(report)
+        return self.render_template(
+            "statistics/report_print.html", report=report, fig=fig, head=head,
+            report_title=library_report.title(report),
+            reader_lines=library_report.reader_lines(fig),
+            text_parts=library_report.text_parts(report))
+
+    @expose("/xlsx/<int:pk>")
+    @has_access
+    @permission_name("download")
+    def xlsx(self, pk):
+        report = self._report(pk)
+        fig, head = self._figures(report)
+        data = library_report.write_excel(report, fig, head)
+        name = f"bao-cao-thu-vien-{report.starts_on:%Y-%m}.xlsx"
+        return send_file(io.BytesIO(data), as_attachment=True, download_name=name,
+                         mimetype="application/vnd.openxmlformats-officedocument."
+                                  "spreadsheetml.sheet")
+
+
 def register(appbuilder):
     appbuilder.add_view(StatisticsView, "Statistics", label=_l("Statistics"),
                         icon="fa-chart-bar", category="Reports",
                         category_label=_l("Reports"), category_icon="fa-chart-pie")
-
+    appbuilder.add_view(LibraryReportView, "Library reports", label=_l("Library reports"),
+                        icon="fa-file-alt", category="Reports")
