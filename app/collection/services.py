@@ -142,6 +142,9 @@ def add_copies(session, school, record, series, count, location=None, intake=Non
             price=price if price is not None else record.price,
             funding=funding or (intake.funding if intake else None),
             acquisition_source=acquisition_source or (intake.source if intake else None)))
+    if record.is_hidden:
+        # A title whose copies were all withdrawn (app.weeding) is in the catalogue again.
+        record.is_hidden = False
     # ORM objects (not a bulk insert) so that the audit log records every copy.
     session.add_all(copies)
     session.flush()

@@ -395,8 +395,8 @@ def to_xlsx(doc):
         "tot": {"border": 1, "bold": True, "text_wrap": True},
         "tot_money": {"border": 1, "bold": True, "num_format": "#,##0"},
     }.items()}
-    sheet = book.add_worksheet((doc.form_label.split(" (")[0] or doc.title)[:31]
-                               .replace("/", "-"))
+    sheet = book.add_worksheet(re.sub(r"[\[\]:*?/\\]", "-",
+                                      doc.form_label.split(" (")[0] or doc.title)[:31])
     sheet.set_paper(9)  # A4
     if doc.landscape:
         sheet.set_landscape()
@@ -419,11 +419,10 @@ def to_xlsx(doc):
     if doc.form_label:
         _merge(sheet, row, 0, ncols - 1, doc.form_label, fmt["form"])
         row += 1
-    both(row, doc.managing_body, gettext_vi("SOCIALIST REPUBLIC OF VIET NAM"),
-         "center", "center_bold")
+    fixed = fixed_texts()
+    both(row, doc.managing_body, fixed["nation"], "center", "center_bold")
     row += 1
-    both(row, doc.school_name, gettext_vi("Independence - Freedom - Happiness"),
-         "center_bold", "motto")
+    both(row, doc.school_name, fixed["motto"], "center_bold", "motto")
     row += 1
     both(row, doc.number_line, doc.place_date, "center", "center_italic")
     row += 2
@@ -467,7 +466,7 @@ def to_xlsx(doc):
             _merge(sheet, row, first, last, title, fmt["para"])
             continue
         _merge(sheet, row, first, last, title, fmt["center_bold"])
-        _merge(sheet, row + 1, first, last, gettext_vi("(Signature, full name)"),
+        _merge(sheet, row + 1, first, last, fixed["signature_hint"],
                fmt["center_italic"])
         _merge(sheet, row + 5, first, last, name or "", fmt["center_bold"])
     book.close()
@@ -475,15 +474,11 @@ def to_xlsx(doc):
 
 
 def fixed_texts():
-    """The national header and the signature hint, in Vietnamese (printable pages)."""
-    return {"nation": gettext_vi("SOCIALIST REPUBLIC OF VIET NAM"),
-            "motto": gettext_vi("Independence - Freedom - Happiness"),
-            "signature_hint": gettext_vi("(Signature, full name)")}
-
-
-def gettext_vi(msgid):
+    """The national header and the signature hint, in Vietnamese (forms are official)."""
     with force_locale("vi"):
-        return gettext(msgid)
+        return {"nation": gettext("SOCIALIST REPUBLIC OF VIET NAM"),
+                "motto": gettext("Independence - Freedom - Happiness"),
+                "signature_hint": gettext("(Signature, full name)")}
 
 
 def _merge(sheet, row, first, last, value, cell_format):

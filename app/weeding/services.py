@@ -399,7 +399,7 @@ def weeded_note(round_):
     """The annotation of the individual register (TT 02/2020 Art. 28), always in Vietnamese:
     it is written in the school's official register."""
     with force_locale("vi"):
-        return gettext("đã thanh lọc, QĐ số %(number)s ngày %(date)s",
+        return gettext("weeded, decision no. %(number)s of %(date)s",
                        number=round_.decision_number, date=format_date(round_.decision_date))
 
 
@@ -510,10 +510,10 @@ def register_part_two(session, school_id):
     by_reason, by_type = {}, {}
     rows = session.execute(
         select(Copy.withdrawal_id, WeedingItem.reason, DocumentType.code, func.count())
+        .select_from(Copy)
+        .join(StockWithdrawal, StockWithdrawal.id == Copy.withdrawal_id)
         .join(WeedingItem, and_(WeedingItem.copy_id == Copy.id,
-                                WeedingItem.round_id == select(StockWithdrawal.round_id)
-                                .where(StockWithdrawal.id == Copy.withdrawal_id)
-                                .scalar_subquery()))
+                                WeedingItem.round_id == StockWithdrawal.round_id))
         .join(Record, Record.id == Copy.record_id)
         .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
         .where(Copy.withdrawal_id.in_(ids))
