@@ -706,3 +706,56 @@ def test_register_part_two_as_excel(app, login, clean_weeding, s1):
     assert [sheet.cell(row, i).value for i in (2, 4, 5)] == [
         number, 3, int(sum(c.price for c in copies))]
     assert documents.roman_date(datetime.date(2007, 11, 26)) == "26.XI.2007"
+
+
+def test_holds_on_withdrawn_copies(db_session, s1):
+    """A copy set aside for a hold is withdrawn: the reader waits for another copy; when no
+    copy of the title is left, the waiting holds are cancelled."""
+    from app.circulation.models import Hold, HoldStatus
+
+    readers = db_session.scalars(select(Reader).where(
+        Reader.school_id == s1.id, Reader.class_name.is_not(None)).order_by(Reader.id)
+        .limit(2)).all()
+    kieu, de_men = copies_of(s1.id, "Truyện Kiều"), copies_of(s1.id, "Dế Mèn phiêu lưu ký")
+    ready = circulation.place_hold(db_session, None, s1.id, readers[0], de_men[0].record_id)
+    assert ready.status == HoldStatus.ready and ready.copy_id == de_men[0].id
+    waiting = circulation.place_hold(db_session, None, s1.id, readers[1], kieu[0].record_id)
+    waiting.status, waiting.copy_id = HoldStatus.waiting, None
+    db_session.flush()
+    round_, _copies = approved_round(s1, display_from=TODAY - 20 * DAY)
+    librarian = user("thuvien")
+    second = services.create_round(db_session, librarian, s1, "Dế Mèn")
+    services.add_copies(db_session, librarian, second, de_men[:1])
+    services.propose(db_session, librarian, second)
+    services.record_committee(db_session, librarian, second, "5/QĐ", TODAY - 20 * DAY,
+                              "A; Chủ tịch", TODAY - 20 * DAY, None)
+    services.approve(db_session, user("hieutruong"), s1.id, second, "16/QĐ", TODAY,
+                     DisposalMethod.liquidate)
+    second.display_from = TODAY - 20 * DAY
+    services.withdraw(db_session, librarian, second)
+    assert (ready.status, ready.copy_id, ready.expires_on) == (HoldStatus.waiting, None, None)
+    services.withdraw(db_session, librarian, round_)
+    assert waiting.status == HoldStatus.cancelled
+    assert ready.status == HoldStatus.waiting  # Dế Mèn still has copies
+
+
+def test_copies_leave_the_stock_only_through_a_round(app, login, clean_weeding, s1):
+    """The copy edit form cannot withdraw a copy, nor bring a withdrawn one back."""
+    from tests.helpers import post_form
+
+    lib = login("thuvien")
+    copy = copies_of(s1.id, "Truyện Kiều")[0]
+    post_form(lib, f"/copyview/edit/{copy.id}", {"status": "withdrawn", "price": "60000",
+                                                "note": "bỏ"})
+    assert gettext("A copy is withdrawn only through a weeding round approved by the "
+                   "principal (Library → Weeding and disposal).") in _flashes(lib)
+    db.session.expire_all()
+    assert db.session.get(Copy, copy.id).status == CopyStatus.available
+    round_, copies = approved_round(s1, display_from=TODAY - 20 * DAY)
+    services.withdraw(db.session, user("thuvien"), round_)
+    db.session.commit()
+    post_form(lib, f"/copyview/edit/{copy.id}", {"status": "available", "price": "60000"})
+    assert gettext("Copy %(copy)s was withdrawn by a weeding decision: its status cannot be "
+                   "changed.", copy=copy.accession_label) in _flashes(lib)
+    db.session.expire_all()
+    assert db.session.get(Copy, copy.id).status == CopyStatus.withdrawn

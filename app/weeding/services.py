@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import lazyload
 
 from app.catalog.models import DocumentType, Record
-from app.circulation.models import Loan, LoanStatus
+from app.circulation.models import Hold, HoldStatus, Loan, LoanStatus
 from app.collection.models import Copy, CopyStatus
 from app.collection.services import allocate
 from app.core.errors import DomainError
@@ -458,26 +458,40 @@ def withdraw(session, actor, round_, today=None):
     round_.status = RoundStatus.withdrawn
     round_.withdrawn_on = today
     round_.withdrawn_by_id = _actor_id(actor)
+    # A copy set aside for a hold goes back to the shelf of no one: the reader waits for
+    # another copy, or the hold is cancelled when the title has none left.
+    in_round = select(WeedingItem.copy_id).where(WeedingItem.round_id == round_.id)
+    for hold in session.scalars(select(Hold).where(Hold.copy_id.in_(in_round),
+                                                   Hold.status == HoldStatus.ready)):
+        hold.status, hold.copy_id, hold.ready_on, hold.expires_on = (
+            HoldStatus.waiting, None, None, None)
     session.flush()
-    hide_empty_records(session, round_.school_id, {c.record_id for c in copies})
+    hidden = hide_empty_records(session, round_.school_id, {c.record_id for c in copies})
+    if hidden:
+        for hold in session.scalars(select(Hold).where(
+                Hold.school_id == round_.school_id, Hold.record_id.in_(hidden),
+                Hold.status == HoldStatus.waiting)):
+            hold.status = HoldStatus.cancelled
+        session.flush()
     return line
 
 
 def hide_empty_records(session, school_id, record_ids):
     """Hide from the catalogue the records left with no copy that is not withdrawn; show
-    again those that have one. Returns the number hidden."""
+    again those that have one. Returns the ids of the records hidden."""
     if not record_ids:
-        return 0
+        return set()
     remaining = set(session.scalars(select(Copy.record_id).where(
         Copy.school_id == school_id, Copy.record_id.in_(record_ids),
         Copy.status != CopyStatus.withdrawn).distinct()))
-    hidden = 0
+    hidden = set()
     for record in session.scalars(select(Record).where(Record.id.in_(record_ids),
                                                        Record.school_id == school_id)):
         should_hide = record.id not in remaining
         if record.is_hidden != should_hide:
             record.is_hidden = should_hide
-            hidden += should_hide
+        if should_hide:
+            hidden.add(record.id)
     session.flush()
     return hidden
 
