@@ -759,3 +759,23 @@ def test_copies_leave_the_stock_only_through_a_round(app, login, clean_weeding, 
                    "changed.", copy=copy.accession_label) in _flashes(lib)
     db.session.expire_all()
     assert db.session.get(Copy, copy.id).status == CopyStatus.withdrawn
+
+
+def test_weeding_screens_are_vietnamese(app, login, clean_weeding, s1):
+    from tests.test_i18n import english_leftovers
+
+    round_, _copies = approved_round(s1)
+    round_.status = RoundStatus.committee  # the principal's approval form is shown
+    draft = services.create_round(db.session, user("thuvien"), s1, "Nháp")
+    db.session.commit()
+    pages = {"thuvien": ["/weeding/", f"/weeding/show/{round_.id}", f"/weeding/show/{draft.id}",
+                         "/weeding/register", f"/weeding/print/{round_.id}/04"],
+             "hieutruong": [f"/weeding/show/{round_.id}", f"/weeding/print/{round_.id}/06a"],
+             "thanhtra": ["/weeding/", "/weeding/register", "/weeding/?school=79000001"]}
+    for username, urls in pages.items():
+        c = login(username)
+        for url in urls:
+            resp = c.get(url)
+            assert resp.status_code == 200, (username, url)
+            assert english_leftovers(text(resp)) == [], (username, url)
+    assert 'id="weeding-approve"' in text(login("hieutruong").get(f"/weeding/show/{round_.id}"))

@@ -242,15 +242,18 @@ def guard_flush(session, flush_context, instances):
     scope = _web_writer_scope()
     if scope is None:
         return
-    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+    # session.dirty is computed on each access: once here (a withdrawal of 5,000 copies
+    # asked for it 5,000 times, 18 s of a 19 s request).
+    dirty = session.dirty
+    for obj in list(session.new) + list(dirty) + list(session.deleted):
         if not is_school_owned(type(obj)):
             continue
         owner = _owner_id(obj)
         if not scope.can_write_school(owner):
-            if obj in session.dirty and _principal_update(scope, obj, owner):
+            if obj in dirty and _principal_update(scope, obj, owner):
                 continue
             raise TenancyError()
-        if obj in session.dirty:
+        if obj in dirty:
             # Moving a row to another school is never allowed from the web.
             hist = sa_inspect(obj).attrs.school_id.history
             if hist.deleted and any(v is not None and v != owner for v in hist.deleted):
