@@ -437,7 +437,9 @@ def to_xlsx(doc):
     width = sum(c.width for c in columns)
     for text in doc.before:
         sheet.set_row(row, _height(text, width))
-        _merge(sheet, row, 0, ncols - 1, text, fmt["para"])
+        # "HIỆU TRƯỞNG ...", "QUYẾT ĐỊNH:": the headings of a decision, centred and bold.
+        _merge(sheet, row, 0, ncols - 1, text,
+               fmt["center_bold" if text == text.upper() else "para"])
         row += 1
     if doc.columns:
         row += 1
