@@ -185,9 +185,16 @@ def test_warnings_ten_percent_and_three_years(db_session, s1):
     round_ = services.create_round(db_session, librarian, s1, "Đợt lớn")
     kieu = copies_of(s1.id, "Truyện Kiều")
     services.add_copies(db_session, librarian, round_, kieu[:1])
-    assert services.warnings(db_session, round_) == []  # 1 copy of 38: under 10%
-    services.add_copies(db_session, librarian, round_, copies_of(s1.id, "Toán 6. Tập 1"))
-    count = 11
+    assert held >= 38 and services.warnings(db_session, round_) == []  # one copy: under 10%
+    # Up to 10 % (rounded down): no warning; one copy more: the warning.
+    others = db_session.scalars(select(Copy).where(
+        Copy.school_id == s1.id, Copy.status != CopyStatus.withdrawn, Copy.id != kieu[0].id)
+        .order_by(Copy.id)).all()
+    limit = held // 10
+    services.add_copies(db_session, librarian, round_, others[:limit - 1])
+    assert services.warnings(db_session, round_) == []
+    services.add_copies(db_session, librarian, round_, others[limit - 1:limit])
+    count = limit + 1
     share = f"{100 * count / held:.1f}".replace(".", ",")
     assert services.warnings(db_session, round_) == [gettext(
         "The round proposes %(count)d copies, %(share)s%% of the %(held)d copies held: "
