@@ -718,7 +718,7 @@ def test_register_part_two_as_excel(app, login, clean_weeding, s1):
 def test_holds_on_withdrawn_copies(db_session, s1):
     """A copy set aside for a hold is withdrawn: the reader waits for another copy; when no
     copy of the title is left, the waiting holds are cancelled."""
-    from app.circulation.models import Hold, HoldStatus
+    from app.circulation.models import HoldStatus
 
     readers = db_session.scalars(select(Reader).where(
         Reader.school_id == s1.id, Reader.class_name.is_not(None)).order_by(Reader.id)
