@@ -786,3 +786,17 @@ def test_weeding_screens_are_vietnamese(app, login, clean_weeding, s1):
             assert resp.status_code == 200, (username, url)
             assert english_leftovers(text(resp)) == [], (username, url)
     assert 'id="weeding-approve"' in text(login("hieutruong").get(f"/weeding/show/{round_.id}"))
+
+
+def test_the_catalogue_list_leaves_out_withdrawn_titles(app, login, clean_weeding, s1):
+    round_, copies = approved_round(s1, display_from=TODAY - 20 * DAY)
+    services.withdraw(db.session, user("thuvien"), round_)
+    db.session.commit()
+    record_id = copies[0].record_id
+    c = login("thuvien")
+    listed = text(c.get("/recordview/list/?psize_RecordView=100"))
+    assert "Truyện Kiều" not in listed and "Dế Mèn phiêu lưu ký" in listed
+    # Asked for, they are there; their page and history stay reachable.
+    hidden = text(c.get("/recordview/list/?_flt_0_is_hidden=y&psize_RecordView=100"))
+    assert "Truyện Kiều" in hidden and "Dế Mèn phiêu lưu ký" not in hidden
+    assert c.get(f"/recordview/show/{record_id}").status_code == 200
