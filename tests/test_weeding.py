@@ -800,3 +800,43 @@ def test_the_catalogue_list_leaves_out_withdrawn_titles(app, login, clean_weedin
     hidden = text(c.get("/recordview/list/?_flt_0_is_hidden=y&psize_RecordView=100"))
     assert "Truyện Kiều" in hidden and "Dế Mèn phiêu lưu ký" not in hidden
     assert c.get(f"/recordview/show/{record_id}").status_code == 200
+
+
+def test_two_librarians_withdraw_at_once_one_line(app, db_session, clean_weeding, s1):
+    """Two withdrawals of the same round at the same moment (two librarians, a double click):
+    one Part II line, the other told it is done."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("concurrency is proved on PostgreSQL")
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    round_, copies = approved_round(s1, display_from=TODAY - 20 * DAY)
+    db_session.commit()
+    pk = round_.id
+    barrier = threading.Barrier(2)
+    results = []
+
+    def librarian():
+        with app.app_context(), Session(db.engine) as session:
+            mine = session.get(WeedingRound, pk)
+            barrier.wait()
+            try:
+                services.withdraw(session, None, mine)
+                session.commit()
+                results.append("ok")
+            except WeedingError as error:
+                session.rollback()
+                results.append(str(error))
+
+    threads = [threading.Thread(target=librarian) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted(["ok", gettext(
+        "The copies of this round were already withdrawn on %(date)s.",
+        date=format_date(TODAY))]), results
+    db_session.expire_all()
+    assert db_session.scalar(select(func.count()).select_from(StockWithdrawal).where(
+        StockWithdrawal.round_id == pk)) == 1

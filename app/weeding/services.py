@@ -74,6 +74,14 @@ def round_of(session, school_ids, pk):
     return round_
 
 
+def _lock(session, round_):
+    """Reload the round with its row locked to the end of the transaction (PostgreSQL; SQLite
+    writes one transaction at a time): two people approving or withdrawing the same round at
+    once go one after the other, and the second sees what the first did."""
+    session.flush()
+    session.refresh(round_, with_for_update=True)
+
+
 def _check_status(round_, allowed, message):
     if round_.status not in allowed:
         raise WeedingError(message, status=round_.status.label)
@@ -288,6 +296,7 @@ def _add_years(day, years):
 
 def propose(session, actor, round_, today=None):
     """Draw up the list (Mẫu 04): the round leaves the draft; its copies are fixed."""
+    _lock(session, round_)
     _check_status(round_, (RoundStatus.draft,), _l("Only a draft round can be proposed (this "
                                                    "round is “%(status)s”)."))
     count, _value = totals(session, round_)
@@ -350,6 +359,7 @@ def approve(session, actor, school_id, round_, decision_number, decision_date,
     today = today or local_today()
     if round_.school_id != school_id:
         raise WeedingError(_l("Weeding round not found."))
+    _lock(session, round_)
     if round_.status in (RoundStatus.approved, RoundStatus.withdrawn):
         raise WeedingError(_l("This round was already approved by decision %(number)s of "
                               "%(date)s."), number=round_.decision_number,
@@ -408,6 +418,7 @@ def withdraw(session, actor, round_, today=None):
     note with the decision number, the Part II line), in one transaction; records left with
     no copy are hidden from the catalogue. A copy on loan refuses everything, by name."""
     today = today or local_today()
+    _lock(session, round_)
     if round_.status == RoundStatus.withdrawn:
         raise WeedingError(_l("The copies of this round were already withdrawn on %(date)s."),
                            date=format_date(round_.withdrawn_on))
@@ -498,6 +509,7 @@ def hide_empty_records(session, school_id, record_ids):
 
 def cancel(session, actor, round_, reason=None, today=None):
     """Cancel a round before the withdrawal; its list stays in the dossier."""
+    _lock(session, round_)
     if round_.status == RoundStatus.withdrawn:
         raise WeedingError(_l("The copies of this round were withdrawn on %(date)s: the round "
                               "can no longer be cancelled."),
