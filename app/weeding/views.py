@@ -119,9 +119,9 @@ class WeedingView(BaseView):
         if school_id is None:
             abort(403)
         try:
-            round_ = services.create_round(db.session, _actor(), db.session.get(OrgUnit, school_id),
-                                           request.form.get("name"),
-                                           request.form.get("plan_note"))
+            round_ = services.create_round(
+                db.session, _actor(), db.session.get(OrgUnit, school_id),
+                request.form.get("name"), request.form.get("plan_note"))
             db.session.commit()
         except DomainError as error:
             db.session.rollback()
@@ -261,14 +261,10 @@ class WeedingView(BaseView):
         return self.render_template("weeding/document.html", doc=doc,
                                     back=url_for(".show", pk=pk), **documents.fixed_texts())
 
-    def _register_school(self):
-        school = scoped_school(request.args.get("school"))
-        return school
-
     @expose("/register", methods=["GET"])
     @has_access
     def register(self):
-        school = self._register_school()
+        school = scoped_school(request.args.get("school"))
         lines = services.register_part_two(db.session, school.id) if school else []
         return self.render_template(
             "weeding/register.html", school=school, schools=school_choices(), lines=lines,
@@ -278,7 +274,7 @@ class WeedingView(BaseView):
     @expose("/register.xlsx", methods=["GET"])
     @has_access
     def register_xlsx(self):
-        school = self._register_school()
+        school = scoped_school(request.args.get("school"))
         if school is None:
             abort(404)
         return _xlsx_response(documents.register_document(db.session, school))
@@ -286,7 +282,7 @@ class WeedingView(BaseView):
     @expose("/register/print", methods=["GET"])
     @has_access
     def register_print(self):
-        school = self._register_school()
+        school = scoped_school(request.args.get("school"))
         if school is None:
             abort(404)
         return self.render_template("weeding/document.html",
