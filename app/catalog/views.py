@@ -2,6 +2,7 @@
 from flask import Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
+from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.widgets import ListWidget
 from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -81,7 +82,7 @@ class RecordView(SchoolScopedModelView):
         "document_type", "class_number", "call_number", "call_number_is_manual", "subjects",
         "summary"]
     search_columns = ["title", "isbn", "publisher", "year", "class_number", "call_number",
-                      "document_type"]
+                      "document_type", "is_hidden"]
     description_columns = {
         "authors_text": _l("One author per line; add the role after a semicolon, e.g. "
                            "“Nguyễn Nhật Ánh” or “Lê Văn A; dịch”."),
@@ -99,6 +100,15 @@ class RecordView(SchoolScopedModelView):
     related_views = [CopyView]
     base_order = ("title", "asc")
     show_template = "catalog/record_show.html"
+
+    def _get_list_widget(self, filters, **kwargs):
+        """Records whose copies were all withdrawn (app.weeding) are left out of the list
+        unless the search asks for them ("Hidden (no copy left)"); they stay reachable by
+        their copies and their own page, with their history."""
+        if "is_hidden" not in [f.column_name for f in filters.filters]:
+            filters = filters.copy()
+            filters.add_filter("is_hidden", FilterEqual, False)
+        return super()._get_list_widget(filters, **kwargs)
 
     def _prepare(self, item):
         session = self.datamodel.session

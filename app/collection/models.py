@@ -183,6 +183,9 @@ class Copy(SchoolOwnedMixin, Model):
     funding = enum_column(Funding)
     acquisition_source = Column(String(255))
     note = Column(String(500))  # "đã thanh lọc, QĐ số ...", lost, compensated
+    # Withdrawn copies: the line of the general register, Part II, that took them out
+    # (app.weeding). The row and its accession number stay for ever.
+    withdrawal_id = Column(Integer)
 
     __table_args__ = (
         UniqueConstraint("school_id", "series_id", "sequence_key", "accession_number",
@@ -199,6 +202,9 @@ class Copy(SchoolOwnedMixin, Model):
                              name="fk_copy_location"),
         ForeignKeyConstraint(["school_id", "intake_id"], ["intake.school_id", "intake.id"],
                              name="fk_copy_intake"),
+        ForeignKeyConstraint(["school_id", "withdrawal_id"],
+                             ["stock_withdrawal.school_id", "stock_withdrawal.id"],
+                             name="fk_copy_withdrawal"),
     )
 
     def __repr__(self):

@@ -84,6 +84,26 @@ def validate_series(session, series):
                               field="padding")
 
 
+def validate_copy(session, copy):
+    """Edits of a copy by hand: its status never becomes or stops being "withdrawn" there.
+    A copy leaves the stock only through an approved weeding round (app.weeding), which
+    writes the decision number and the general register's Part II line."""
+    from sqlalchemy import inspect
+
+    history = inspect(copy).attrs.status.history
+    if not history.has_changes():
+        return
+    old = history.deleted[0] if history.deleted else None
+    if old == CopyStatus.withdrawn:
+        raise ValidationError(_l("Copy %(copy)s was withdrawn by a weeding decision: its "
+                                 "status cannot be changed."), field="status",
+                              copy=copy.accession_label)
+    if copy.status == CopyStatus.withdrawn:
+        raise ValidationError(_l("A copy is withdrawn only through a weeding round approved "
+                                 "by the principal (Library → Weeding and disposal)."),
+                              field="status")
+
+
 def create_intake(session, school, received_on, source, document_number=None,
                   funding=Funding.state_budget, note=None):
     """A new line of the general register, Part I, with the next running number."""
@@ -142,6 +162,9 @@ def add_copies(session, school, record, series, count, location=None, intake=Non
             price=price if price is not None else record.price,
             funding=funding or (intake.funding if intake else None),
             acquisition_source=acquisition_source or (intake.source if intake else None)))
+    if record.is_hidden:
+        # A title whose copies were all withdrawn (app.weeding) is in the catalogue again.
+        record.is_hidden = False
     # ORM objects (not a bulk insert) so that the audit log records every copy.
     session.add_all(copies)
     session.flush()

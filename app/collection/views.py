@@ -69,6 +69,7 @@ class CopyView(SchoolScopedModelView):
     edit_columns = ["location", "status", "price", "note"]
     search_columns = ["accession_label", "barcode", "status", "series", "location"]
     base_order = ("id", "asc")
+    item_validator = staticmethod(services.validate_copy)
 
 
 class IntakeView(SchoolScopedModelView):

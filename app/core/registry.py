@@ -51,7 +51,9 @@ def register_views(appbuilder):
     from app.circulation.views import register as register_circulation
     from app.readers.rollover_views import register as register_rollover
     from app.readers.views import register as register_readers
+    from app.weeding.views import register as register_weeding
 
+    register_weeding(appbuilder)
     register_circulation(appbuilder)
     register_readers(appbuilder)
     register_rollover(appbuilder)

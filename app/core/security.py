@@ -49,6 +49,9 @@ ROLE_UNIT_KINDS = {
 }
 
 WRITER_ROLES = frozenset({ROLE_LIBRARIAN})
+# Roles that approve (and only approve) documents of their own school: the principal's
+# approval of a weeding round (TT 02/2020, Mẫu 07). See tenancy.Scope.approve_school_id.
+APPROVER_ROLES = frozenset({ROLE_PRINCIPAL})
 STAFF_ROLES = frozenset(
     {ROLE_DEPT_ADMIN, ROLE_INSPECTOR, ROLE_OFFICER, ROLE_LIBRARIAN, ROLE_PRINCIPAL}
 )
@@ -76,6 +79,9 @@ POLICIES = {
     "stocktake_campaign": (STAFF_ROLES, {ROLE_DEPT_ADMIN, ROLE_OFFICER}),
     "accounts": ({ROLE_DEPT_ADMIN}, {ROLE_DEPT_ADMIN}),
     "security_meta": ({ROLE_DEPT_ADMIN}, set()),
+    # Approval of a weeding round: the one write of the principal, on their own school
+    # (checked row by row in app.weeding.views and by tenancy.guard_flush).
+    "weeding_approval": (STAFF_ROLES, {ROLE_PRINCIPAL}),
     "audit": (STAFF_ROLES, set()),
     "home": (ALL_ROLES, set()),
     "self_service": (ALL_ROLES, ALL_ROLES),

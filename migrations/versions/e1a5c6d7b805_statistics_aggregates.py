@@ -2,7 +2,7 @@
 day a reader was registered; the school's library reports
 
 Revision ID: e1a5c6d7b805
-Revises: a6c1e2f3d401
+Revises: b7d2f3a4e502
 Create Date: 2026-11-25 10:20:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e1a5c6d7b805'
-down_revision = 'a6c1e2f3d401'
+down_revision = 'b7d2f3a4e502'
 branch_labels = None
 depends_on = None
 
