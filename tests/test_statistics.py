@@ -328,3 +328,33 @@ def test_drill_down_from_the_city_to_a_class(login, loans):
     loans_in_table = sum(int(n) for n in re.findall(
         r'<td class="text-right">(\d+)</td><td class="text-right">\d+</td>', table))
     assert loans_in_table == per_reader["6A1"] > 0
+
+
+def test_withdrawals_of_a_weeding_round_are_counted(login, db_session, schools):
+    """Copies withdrawn by a round (through the weeding services) appear in "withdrawals in
+    the period" with their value, at the school (live) and in the city (aggregates)."""
+    from app.core.i18n import local_today
+    from app.weeding import services as weeding
+    from tests.test_weeding import approved_round, reset, user
+
+    s1 = schools["79000001"]
+    reset([s1.id])
+    try:
+        today = local_today()
+        round_, copies = approved_round(s1, display_from=today - datetime.timedelta(days=20))
+        weeding.withdraw(db_session, user("thuvien"), round_, today=today)
+        db_session.commit()
+        value = sum(int(c.price or 0) for c in copies)
+        period = f"from={today:%d/%m/%Y}&to={today:%d/%m/%Y}"
+        _h, rows = _table(login("thuvien").get(f"/statistics/?report=withdrawn_doctype&{period}"))
+        assert sum(cells[0] for cells in rows.values()) == len(copies) > 0
+        assert sum(cells[1] for cells in rows.values()) == value
+        refresh(db_session)
+        db_session.commit()
+        heads, rows = _table(login("thanhtra").get(
+            f"/statistics/?report=withdrawn_doctype&{period}"))
+        assert sum(cells[-2] for cells in rows.values()) == len(copies)
+    finally:
+        reset([s1.id])
+        refresh(db_session)
+        db_session.commit()

@@ -21,6 +21,7 @@ from app.catalog.models import Record
 from app.circulation.models import Loan, LoanStatus, ReadingRoomUse
 from app.collection.models import Copy, CopyStatus, Intake, Location
 from app.readers.models import Reader, ReaderStatus
+from app.weeding.models import StockWithdrawal
 
 
 class month_start(FunctionElement):
@@ -64,6 +65,12 @@ def _reads_base():
             .join(Record.__table__, Record.id == Copy.record_id))
 
 
+def _withdrawn_base():
+    return (Copy.__table__.join(StockWithdrawal.__table__,
+                                StockWithdrawal.id == Copy.withdrawal_id)
+            .join(Record.__table__, Record.id == Copy.record_id))
+
+
 def _acquired_base():
     return (Copy.__table__.join(Intake.__table__, Intake.id == Copy.intake_id)
             .join(Record.__table__, Record.id == Copy.record_id))
@@ -96,6 +103,10 @@ USE_FACTS = {
                          func.count(), func.sum(Copy.price), ()),
     "acquired.funding": (_acquired_base, Intake.received_on, Copy.funding, func.count(),
                          func.sum(Copy.price), ()),
+    # Copies withdrawn by a weeding round (general register Part II), by the day of the line.
+    "withdrawn.doctype": (_withdrawn_base, StockWithdrawal.withdrawn_on,
+                          Record.document_type_id,
+                          func.count(), func.sum(Copy.price), ()),
     "readers_new.category": (lambda: Reader.__table__, Reader.registered_on,
                              Reader.category_id, func.count(), None, ()),
 }
@@ -107,7 +118,7 @@ def _school_of(metric):
         return Loan.school_id
     if metric.startswith(("reads.", "visits.")):
         return ReadingRoomUse.school_id
-    if base is _acquired_base:
+    if base in (_acquired_base, _withdrawn_base):
         return Copy.school_id
     return Reader.school_id
 
