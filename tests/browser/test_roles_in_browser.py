@@ -35,9 +35,15 @@ def _school_figures(session, code):
     from app.catalog.models import Record
     from app.collection.models import Copy, CopyStatus, Location
     from app.core.audit import AuditLog
-    from app.org.models import AppUser, OrgUnit
+    from app.circulation.models import Loan, LoanStatus
+    from app.org.models import AppUser, OrgUnit, SchoolYear
+    from app.readers.models import Reader, ReaderCategory, ReaderKind, ReaderStatus
 
     school = session.execute(select(OrgUnit).where(OrgUnit.code == code)).scalar_one()
+    today = datetime.date.today()
+    year_start = (session.execute(select(SchoolYear.starts_on).where(
+        SchoolYear.starts_on <= today, SchoolYear.ends_on >= today)).scalar()
+        or datetime.date(today.year, 1, 1)).replace(day=1)
     since = datetime.datetime.combine(
         datetime.date.today() - datetime.timedelta(days=29), datetime.time())
     location_ids = set(session.execute(
@@ -56,6 +62,14 @@ def _school_figures(session, code):
             AppUser.unit_id == school.id, AppUser.active.is_(True))).scalar(),
         "fa-pen": session.execute(select(func.count(AuditLog.id)).where(
             AuditLog.school_id == school.id, AuditLog.at >= since)).scalar(),
+        # Loans since the school year began, and the active student readers.
+        "fa-exchange-alt": session.execute(select(func.count(Loan.id)).where(
+            Loan.school_id == school.id, Loan.status != LoanStatus.cancelled,
+            Loan.loaned_at >= datetime.datetime.combine(year_start, datetime.time()))).scalar(),
+        "fa-user-graduate": session.execute(select(func.count(Reader.id)).join(
+            ReaderCategory, ReaderCategory.id == Reader.category_id).where(
+            Reader.school_id == school.id, Reader.status == ReaderStatus.active,
+            ReaderCategory.kind == ReaderKind.student)).scalar(),
     }
 
 
@@ -112,7 +126,8 @@ def _check_dashboard(page, live_server, figures, shot_path):
     assert datetime.date.today().strftime("%d/%m/%Y") in dashboard.inner_text()
 
     cards = _dashboard_cards(page)
-    expected = {k: figures[k] for k in ("fa-book", "fa-barcode", "fa-th", "fa-users", "fa-pen")}
+    expected = {k: figures[k] for k in ("fa-book", "fa-barcode", "fa-th", "fa-users", "fa-pen",
+                                          "fa-exchange-alt", "fa-user-graduate")}
     assert cards == expected, f"dashboard cards {cards} != database {expected}"
 
     # Chart.js comes from the app's own static files and draws both charts.
