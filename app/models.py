@@ -6,3 +6,4 @@ from app.collection import models as collection_models  # noqa: F401
 from app.core import audit  # noqa: F401
 from app.org import models as org_models  # noqa: F401
 from app.readers import models as reader_models  # noqa: F401
+from app.core import cache  # noqa: F401

@@ -6,12 +6,14 @@ reads the request, raises `CirculationError` with a Vietnamese message naming th
 leaves the session unchanged when it refuses. The caller commits.
 """
 import datetime
+from typing import NamedTuple, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from app.catalog.models import Record
 from app.circulation import policies
@@ -21,6 +23,7 @@ from app.circulation.models import (
 from app.collection.models import Copy, CopyStatus
 from app.core.errors import DomainError
 from app.core.i18n import format_date, local_today
+from app.core.tenancy import guard_rows
 from app.readers.models import Reader, ReaderStatus
 
 # Copies in these states cannot leave the library.
@@ -127,15 +130,103 @@ def allowance(session, reader, rules=None, loans=None):
 
 
 # --- checkout and return --------------------------------------------------------------------
+#
+# The desk's two busiest operations read narrow rows and write with Core statements: the ORM's
+# unit of work, a savepoint and the audit diff cost more than the statements themselves. The
+# rules are the same as everywhere (tenancy, card, copy status, holds, limits, closed days, the
+# partial unique index); ORM objects of the session are kept in step (`_sync`). The loan register
+# is the history of checkouts and returns (who, when): a copy going out and back is not audited
+# (a copy returned damaged is, like every other change of a copy).
+
+class DeskCopy(NamedTuple):
+    """A copy as the desk needs it, with its record, in one narrow row."""
+
+    id: int
+    status: CopyStatus
+    accession_label: str
+    barcode: str
+    record_id: int
+    title: str
+    call_number: Optional[str]
+    document_type_id: Optional[int]
+
+
+class Lent(NamedTuple):
+    loan: Loan
+    copy: DeskCopy
+
+
+class Returned(NamedTuple):
+    loan: Loan
+    copy: DeskCopy
+    reader_name: str
+    hold: Optional[Hold]  # set aside for the next reader waiting for the title
+
+
+_COPY_COLUMNS = (Copy.id, Copy.status, Copy.accession_label, Copy.barcode, Copy.record_id,
+                 Record.title, Record.call_number, Record.document_type_id)
+
+
+def _desk_copy(session, school_id, barcode, *extra, joins=()):
+    """(DeskCopy, extra columns) of the school's copy with this barcode or accession label."""
+    barcode = (barcode or "").strip()
+    if not barcode:
+        raise CirculationError(_l("Scan or type a copy barcode."))
+    query = select(*_COPY_COLUMNS, *extra).join(Record, Record.id == Copy.record_id)
+    for target, on in joins:
+        query = query.outerjoin(target, on)
+    query = query.where(Copy.school_id == school_id)
+    row = session.execute(query.where(Copy.barcode == barcode).limit(1)).first()
+    if row is None:
+        row = session.execute(query.where(Copy.accession_label == barcode).limit(1)).first()
+    if row is None:
+        raise UnknownCopy(_l("No copy of this school has the barcode “%(barcode)s”."),
+                          barcode=barcode)
+    return DeskCopy(*row[:8]), row[8:]
+
+
+def _sync(session, model, pk, **values):
+    """Core statements bypass the session: an object it holds for this row gets the values."""
+    obj = session.identity_map.get(identity_key(model, (pk,)))
+    if obj is not None:
+        for key, value in values.items():
+            set_committed_value(obj, key, value)
+    return obj
+
+
+def _set_copy_status(session, school_id, copy_id, status):
+    guard_rows(Copy, [school_id])
+    session.execute(update(Copy.__table__).where(Copy.__table__.c.id == copy_id,
+                                                 Copy.__table__.c.school_id == school_id)
+                    .values(status=status))
+    _sync(session, Copy, copy_id, status=status)
+
+
+def _loan_in_session(session, values):
+    """The Loan of these column values (every column), in the session without a query."""
+    loan = _sync(session, Loan, values["id"], **values)
+    if loan is None:
+        loan = Loan(**values)
+        make_transient_to_detached(loan)
+        session.add(loan)
+    return loan
+
 
 def checkout(session, actor, school_id, reader, barcode, today=None):
     """Lend the copy with `barcode` to `reader`; returns the new Loan."""
+    return lend(session, actor, school_id, reader, barcode, today).loan
+
+
+def lend(session, actor, school_id, reader, barcode, today=None):
+    """`checkout`, returning what the desk shows: Lent(loan, copy)."""
     today = today or local_today()
     if reader.school_id != school_id:
         raise CirculationError(_l("Reader %(reader)s belongs to another school."),
                                reader=reader.full_name)
     check_reader(reader, today)
-    copy, record = find_copy(session, school_id, barcode)
+    copy, (hold_id, hold_reader_id) = _desk_copy(
+        session, school_id, barcode, Hold.id, Hold.reader_id,
+        joins=[(Hold, and_(Hold.copy_id == Copy.id, Hold.status == HoldStatus.ready))])
     label = copy.accession_label
     if copy.status in NOT_LENDABLE:
         raise CirculationError(NOT_LENDABLE[copy.status], copy=label)
@@ -148,47 +239,63 @@ def checkout(session, actor, school_id, reader, barcode, today=None):
         raise CirculationError(
             _l("Copy %(copy)s is on loan to %(holder)s: scan it without a reader to return it "
                "first."), copy=label, holder=holder.full_name if holder else "?")
-    rules = policies.school_rules(session, school_id)
-    rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+    policy = policies.school_policy(session, school_id)
+    rules = policy.rules
+    rule = policies.pick_rule(rules, reader.category_id, copy.document_type_id)
     if rule is None:
         raise CirculationError(_l("No loan rule applies to this reader and this document."))
     if rule.reading_room_only:
         raise CirculationError(
             _l("“%(title)s” is for the reading room only: record it as in-library reading."),
-            title=record.title)
-    loans = open_loans(session, reader.id)
-    used = sum(1 for _l_, _c, r in loans
-               if policies.pick_rule(rules, reader.category_id, r.document_type_id) is rule)
+            title=copy.title)
+    used = sum(1 for type_id in open_loan_types(session, reader.id)
+               if policies.pick_rule(rules, reader.category_id, type_id) is rule)
     if used >= rule.max_items:
         raise CirculationError(
             _l("%(reader)s already has %(used)d of %(max)d items of this kind on loan: the "
                "limit is reached."), reader=reader.full_name, used=used, max=rule.max_items)
-    hold = _hold_on_copy(session, copy.id)
-    if hold is not None and hold.reader_id != reader.id:
+    if hold_id is not None and hold_reader_id != reader.id:
+        other = session.get(Reader, hold_reader_id)
         raise CirculationError(_l("Copy %(copy)s is set aside for %(reader)s (hold)."),
-                               copy=label, reader=hold.reader.full_name)
-    settings = policies.settings_for(session, school_id)
-    loan = Loan(school_id=school_id, copy_id=copy.id, reader_id=reader.id,
-                kind=LoanKind.home, status=LoanStatus.active, class_name=reader.class_name,
-                loaned_at=_now(), due_on=policies.due_date(session, school_id, rule, settings,
-                                                           today),
-                loaned_by_id=getattr(actor, "id", None))
-    copy.status = CopyStatus.on_loan
-    if hold is not None:
-        hold.status = HoldStatus.fulfilled
-    _insert_loan(session, loan, label)
-    loan.copy, loan.reader = copy, reader
-    return loan
-
-
-def _insert_loan(session, loan, label):
-    session.add(loan)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        # The partial unique index: another desk lent this copy a moment ago.
+                               copy=label, reader=other.full_name if other else "?")
+    values = dict(school_id=school_id, copy_id=copy.id, reader_id=reader.id,
+                  class_loan_id=None, kind=LoanKind.home, status=LoanStatus.active,
+                  class_name=reader.class_name, loaned_at=_now(),
+                  due_on=policies.due_date(session, school_id, rule, policy.settings, today),
+                  returned_at=None, renewals=0, loaned_by_id=getattr(actor, "id", None),
+                  returned_by_id=None, fine=None, compensation=None, compensation_amount=None,
+                  compensation_settled_on=None, note=None)
+    guard_rows(Loan, [school_id])
+    # The partial unique index (one open loan per copy) decides between two desks: the second
+    # insert does nothing, and nothing else has been written yet.
+    insert = _upsert(session)(Loan.__table__).values(values)
+    values["id"] = session.execute(insert.on_conflict_do_nothing(
+        index_elements=["copy_id"], index_where=text("status = 'active'"))
+        .returning(Loan.__table__.c.id)).scalar()
+    if values["id"] is None:
         raise CirculationError(_l("Copy %(copy)s was just lent at another desk."), copy=label)
+    _set_copy_status(session, school_id, copy.id, CopyStatus.on_loan)
+    if hold_id is not None:  # the reader's own hold: fulfilled
+        session.get(Hold, hold_id).status = HoldStatus.fulfilled
+    loan = _loan_in_session(session, values)
+    set_committed_value(loan, "reader", reader)
+    return Lent(loan, copy)
+
+
+def _upsert(session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def open_loan_types(session, reader_id):
+    """The document type of each of the reader's open loans (for the limits)."""
+    return session.scalars(
+        select(Record.document_type_id).select_from(Loan)
+        .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+        .where(Loan.reader_id == reader_id, Loan.status == LoanStatus.active)).all()
 
 
 def _hold_on_copy(session, copy_id):
@@ -198,37 +305,70 @@ def _hold_on_copy(session, copy_id):
 
 def checkin(session, actor, school_id, barcode, today=None, damaged=False):
     """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
+    result = take_back(session, actor, school_id, barcode, today, damaged)
+    return result.loan, result.hold
+
+
+_LOAN_COLUMNS = tuple(Loan.__table__.c)
+
+
+def take_back(session, actor, school_id, barcode, today=None, damaged=False):
+    """`checkin`, returning what the desk shows: Returned(loan, copy, reader name, hold)."""
     today = today or local_today()
-    copy, record = find_copy(session, school_id, barcode)
-    row = session.execute(select(Loan, Reader).join(Reader, Reader.id == Loan.reader_id).where(
-        Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
-    if row is None:
+    # The copy, its open loan and the loan's reader, in one statement.
+    copy, row = _desk_copy(
+        session, school_id, barcode, *_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
+        _first_waiting(school_id, Copy.record_id).correlate(Copy).scalar_subquery(),
+        joins=[(Loan, and_(Loan.copy_id == Copy.id, Loan.status == LoanStatus.active)),
+               (Reader, Reader.id == Loan.reader_id)])
+    waiting = row[-1] or 0
+    row = row[:-1]
+    if row[0] is None:
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
-    loan, reader = row
-    set_committed_value(loan, "copy", copy)
-    set_committed_value(loan, "reader", reader)
-    settings = policies.settings_for(session, school_id)
-    loan.status = LoanStatus.returned
-    loan.returned_at = _now()
-    loan.returned_by_id = getattr(actor, "id", None)
-    if settings.fines_enabled and today > loan.due_on and settings.fine_per_day:
-        loan.fine = (today - loan.due_on).days * settings.fine_per_day
+    values = {column.key: value for column, value in zip(_LOAN_COLUMNS, row)}
+    reader_name = f"{row[-2]} {row[-1]}".strip()
+    settings = policies.school_policy(session, school_id).settings
+    values.update(status=LoanStatus.returned, returned_at=_now(),
+                  returned_by_id=getattr(actor, "id", None))
+    if settings.fines_enabled and today > values["due_on"] and settings.fine_per_day:
+        values["fine"] = (today - values["due_on"]).days * settings.fine_per_day
     if damaged:
-        copy.status = CopyStatus.damaged
-        loan.note = str(_l("Returned damaged"))
-        return loan, None
-    copy.status = CopyStatus.available
-    hold = _next_hold(session, school_id, record.id, copy, today, settings)
-    return loan, hold
+        values["note"] = str(_l("Returned damaged"))
+    guard_rows(Loan, [school_id])
+    table = Loan.__table__
+    closed = session.execute(
+        update(table).where(table.c.id == values["id"], table.c.school_id == school_id,
+                            table.c.status == LoanStatus.active)
+        .values(status=values["status"], returned_at=values["returned_at"],
+                returned_by_id=values["returned_by_id"], fine=values["fine"],
+                note=values["note"]))
+    if closed.rowcount != 1:  # returned at another desk a moment ago
+        raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
+    loan = _loan_in_session(session, values)
+    hold = None
+    if damaged:
+        # A change of the copy's condition: through the ORM, so that it is audited.
+        session.get(Copy, copy.id).status = CopyStatus.damaged
+    else:
+        _set_copy_status(session, school_id, copy.id, CopyStatus.available)
+        hold = _next_hold(session, school_id, copy.record_id, copy, today, settings, waiting)
+    return Returned(loan, copy, reader_name, hold)
 
 
-def _next_hold(session, school_id, record_id, copy, today, settings):
-    """Set the returned copy aside for the first reader waiting for its title."""
-    hold = session.scalars(select(Hold).where(
-        Hold.school_id == school_id, Hold.record_id == record_id,
-        Hold.status == HoldStatus.waiting).order_by(Hold.placed_at, Hold.id).limit(1)).first()
-    if hold is None:
+def _first_waiting(school_id, record_id):
+    return (select(Hold.id).where(Hold.school_id == school_id, Hold.record_id == record_id,
+                                  Hold.status == HoldStatus.waiting)
+            .order_by(Hold.placed_at, Hold.id).limit(1))
+
+
+def _next_hold(session, school_id, record_id, copy, today, settings, waiting=None):
+    """Set the returned copy aside for the first reader waiting for its title (`waiting`: its
+    hold's id when the caller has already asked, 0 for none)."""
+    if waiting is None:
+        waiting = session.scalar(_first_waiting(school_id, record_id))
+    if not waiting:
         return None
+    hold = session.get(Hold, waiting)
     hold.status = HoldStatus.ready
     hold.copy_id = copy.id
     hold.ready_on = today

@@ -79,8 +79,8 @@ def reader_panel(session, reader, today):
 
 
 def _rule_label(rule):
-    if rule.document_type is not None:
-        return rule.document_type.name
+    if rule.document_type_name is not None:
+        return rule.document_type_name
     return gettext("All documents")
 
 
@@ -140,24 +140,23 @@ class DeskView(BaseView):
             if payload.get("reader_id"):
                 reader = _reader_of_school(school_id, payload["reader_id"])
                 try:
-                    loan = services.checkout(db.session, actor, school_id, reader, barcode,
-                                             today)
+                    loan, copy = services.lend(db.session, actor, school_id, reader, barcode,
+                                               today)
                 except CirculationError:
                     # A reader card scanned into the same box switches the reader.
                     other = _reader_by_card(school_id, barcode)
                     if other is None:
                         raise
                     return {"kind": "reader", **reader_panel(db.session, other, today)}
-                record = loan.copy.record  # attached by the service: no query
                 return {"kind": "checkout", "loan_id": loan.id,
                         "due_on": format_date(loan.due_on),
-                        "loan": _loan_row(loan, loan.copy, record, today),
+                        "loan": _loan_row(loan, copy, copy, today),
                         "message": gettext("Lent %(copy)s “%(title)s”, due %(date)s.",
-                                           copy=loan.copy.accession_label, title=record.title,
+                                           copy=copy.accession_label, title=copy.title,
                                            date=format_date(loan.due_on))}
             try:
-                loan, hold = services.checkin(db.session, actor, school_id, barcode, today,
-                                              damaged=action == "damaged")
+                loan, copy, reader_name, hold = services.take_back(
+                    db.session, actor, school_id, barcode, today, damaged=action == "damaged")
             except services.UnknownCopy:
                 # Not a copy: a reader card scanned with no reader selected opens the reader.
                 other = _reader_by_card(school_id, barcode)
@@ -165,7 +164,7 @@ class DeskView(BaseView):
                     raise
                 return {"kind": "reader", **reader_panel(db.session, other, today)}
             message = gettext("Returned %(copy)s by %(reader)s.",
-                              copy=loan.copy.accession_label, reader=loan.reader.full_name)
+                              copy=copy.accession_label, reader=reader_name)
             if loan.due_on < today:
                 message += " " + gettext("%(days)d day(s) late.",
                                          days=(today - loan.due_on).days)
