@@ -6,10 +6,12 @@ reads the request, raises `CirculationError` with a Vietnamese message naming th
 leaves the session unchanged when it refuses. The caller commits.
 """
 import datetime
+import functools
+from collections import namedtuple
 from typing import NamedTuple, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -88,6 +90,36 @@ def find_copy(session, school_id, barcode):
     return row
 
 
+class DeskReader(NamedTuple):
+    """The columns of a reader that a checkout needs (`lend` takes it in place of a Reader)."""
+
+    id: int
+    school_id: int
+    category_id: int
+    status: ReaderStatus
+    valid_until: Optional[datetime.date]
+    class_name: Optional[str]
+    family_name: str
+    given_name: str
+
+    @property
+    def full_name(self):
+        return f"{self.family_name} {self.given_name}".strip()
+
+
+@functools.cache
+def _desk_reader_statement():
+    return select(*(getattr(Reader, name) for name in DeskReader._fields)).where(
+        Reader.id == bindparam("reader_id"), Reader.school_id == bindparam("school_id"))
+
+
+def desk_reader(session, school_id, reader_id):
+    """The school's reader `reader_id` as a DeskReader, or None."""
+    row = session.connection().execute(_desk_reader_statement(),
+                          {"reader_id": reader_id, "school_id": school_id}).first()
+    return DeskReader(*row) if row is not None else None
+
+
 def check_reader(reader, today):
     if reader.status != ReaderStatus.active:
         raise CirculationError(_l("Reader %(reader)s cannot borrow: status “%(status)s”."),
@@ -151,13 +183,16 @@ class DeskCopy(NamedTuple):
     document_type_id: Optional[int]
 
 
+LoanRow = namedtuple("LoanRow", [c.key for c in Loan.__table__.c])  # a loan's columns
+
+
 class Lent(NamedTuple):
-    loan: Loan
+    loan: LoanRow
     copy: DeskCopy
 
 
 class Returned(NamedTuple):
-    loan: Loan
+    loan: LoanRow
     copy: DeskCopy
     reader_name: str
     hold: Optional[Hold]  # set aside for the next reader waiting for the title
@@ -165,24 +200,75 @@ class Returned(NamedTuple):
 
 _COPY_COLUMNS = (Copy.id, Copy.status, Copy.accession_label, Copy.barcode, Copy.record_id,
                  Record.title, Record.call_number, Record.document_type_id)
+_LOAN_COLUMNS = tuple(Loan.__table__.c)
 
 
-def _desk_copy(session, school_id, barcode, *extra, joins=()):
-    """(DeskCopy, extra columns) of the school's copy with this barcode or accession label."""
+@functools.cache
+def _desk_statements():
+    """The desk's statements, built once with bound parameters: building a statement costs
+    more Python than running it (SQLAlchemy still caches their compiled form)."""
+    school, code = bindparam("school_id"), bindparam("code")
+
+    def by_code(query):
+        return {by: query.where(Copy.school_id == school, getattr(Copy, by) == code).limit(1)
+                for by in ("barcode", "accession_label")}
+
+    copies = select(*_COPY_COLUMNS).join(Record, Record.id == Copy.record_id)
+    loans = Loan.__table__
+    columns = [c for c in loans.c if c.key != "id"]
+    return dict(
+        # checkout: the copy, its record and a hold that set it aside
+        lend_copy=by_code(copies.add_columns(Hold.id, Hold.reader_id).outerjoin(
+            Hold, and_(Hold.copy_id == Copy.id, Hold.status == HoldStatus.ready))),
+        # return: the copy, its record, its open loan, the loan's reader and the first hold
+        # waiting for the title
+        return_copy=by_code(copies.add_columns(
+            *_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
+            select(Hold.id).where(Hold.school_id == school, Hold.record_id == Copy.record_id,
+                                  Hold.status == HoldStatus.waiting)
+            .order_by(Hold.placed_at, Hold.id).limit(1).correlate(Copy).scalar_subquery())
+            .outerjoin(Loan, and_(Loan.copy_id == Copy.id, Loan.status == LoanStatus.active))
+            .outerjoin(Reader, Reader.id == Loan.reader_id)),
+        open_loan_types=select(Record.document_type_id).select_from(Loan)
+        .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+        .where(Loan.reader_id == bindparam("reader_id"), Loan.status == LoanStatus.active),
+        # The partial unique index (one open loan per copy) decides between two desks: the
+        # second insert does nothing. Written as text because SQLAlchemy does not cache the
+        # compiled form of the dialects' INSERT ... ON CONFLICT; the same SQL on PostgreSQL
+        # and SQLite (3.35 and later).
+        insert_loan=text(
+            f"INSERT INTO loan ({', '.join(c.name for c in columns)}) "
+            f"VALUES ({', '.join(':' + c.key for c in columns)}) "
+            "ON CONFLICT (copy_id) WHERE status = 'active' DO NOTHING RETURNING id")
+        .bindparams(*[bindparam(c.key, type_=c.type) for c in columns]),
+        close_loan=update(loans).where(
+            loans.c.id == bindparam("b_id"), loans.c.school_id == bindparam("b_school_id"),
+            loans.c.status == LoanStatus.active).values(
+            status=LoanStatus.returned, returned_at=bindparam("b_returned_at"),
+            returned_by_id=bindparam("b_returned_by_id"), fine=bindparam("b_fine"),
+            note=bindparam("b_note")),
+        copy_status=update(Copy.__table__).where(
+            Copy.__table__.c.id == bindparam("b_id"),
+            Copy.__table__.c.school_id == bindparam("b_school_id"))
+        .values(status=bindparam("b_status")),
+    )
+
+
+def _desk_copy(session, statements, school_id, barcode):
+    """The row of the school's copy with this barcode (or accession label): DeskCopy's columns
+    first, then those the statement adds."""
     barcode = (barcode or "").strip()
     if not barcode:
         raise CirculationError(_l("Scan or type a copy barcode."))
-    query = select(*_COPY_COLUMNS, *extra).join(Record, Record.id == Copy.record_id)
-    for target, on in joins:
-        query = query.outerjoin(target, on)
-    query = query.where(Copy.school_id == school_id)
-    row = session.execute(query.where(Copy.barcode == barcode).limit(1)).first()
+    params = {"school_id": school_id, "code": barcode}
+    conn = session.connection()  # Core rows: no ORM layer around these statements
+    row = conn.execute(statements["barcode"], params).first()
     if row is None:
-        row = session.execute(query.where(Copy.accession_label == barcode).limit(1)).first()
+        row = conn.execute(statements["accession_label"], params).first()
     if row is None:
         raise UnknownCopy(_l("No copy of this school has the barcode “%(barcode)s”."),
                           barcode=barcode)
-    return DeskCopy(*row[:8]), row[8:]
+    return row
 
 
 def _sync(session, model, pk, **values):
@@ -196,9 +282,8 @@ def _sync(session, model, pk, **values):
 
 def _set_copy_status(session, school_id, copy_id, status):
     guard_rows(Copy, [school_id])
-    session.execute(update(Copy.__table__).where(Copy.__table__.c.id == copy_id,
-                                                 Copy.__table__.c.school_id == school_id)
-                    .values(status=status))
+    session.connection().execute(_desk_statements()["copy_status"],
+                    {"b_id": copy_id, "b_school_id": school_id, "b_status": status})
     _sync(session, Copy, copy_id, status=status)
 
 
@@ -214,19 +299,26 @@ def _loan_in_session(session, values):
 
 def checkout(session, actor, school_id, reader, barcode, today=None):
     """Lend the copy with `barcode` to `reader`; returns the new Loan."""
-    return lend(session, actor, school_id, reader, barcode, today).loan
+    loan = _loan_in_session(session, lend(session, actor, school_id, reader, barcode,
+                                          today).loan._asdict())
+    if isinstance(reader, Reader):
+        set_committed_value(loan, "reader", reader)
+    return loan
 
 
 def lend(session, actor, school_id, reader, barcode, today=None):
-    """`checkout`, returning what the desk shows: Lent(loan, copy)."""
+    """`checkout`, returning what the desk shows: Lent(loan, copy).
+
+    `reader` is a Reader, or any object with its columns and `full_name` (the desk passes a
+    narrow row, see app.circulation.views)."""
     today = today or local_today()
     if reader.school_id != school_id:
         raise CirculationError(_l("Reader %(reader)s belongs to another school."),
                                reader=reader.full_name)
     check_reader(reader, today)
-    copy, (hold_id, hold_reader_id) = _desk_copy(
-        session, school_id, barcode, Hold.id, Hold.reader_id,
-        joins=[(Hold, and_(Hold.copy_id == Copy.id, Hold.status == HoldStatus.ready))])
+    statements = _desk_statements()
+    row = _desk_copy(session, statements["lend_copy"], school_id, barcode)
+    copy, hold_id, hold_reader_id = DeskCopy(*row[:8]), row[8], row[9]
     label = copy.accession_label
     if copy.status in NOT_LENDABLE:
         raise CirculationError(NOT_LENDABLE[copy.status], copy=label)
@@ -266,36 +358,19 @@ def lend(session, actor, school_id, reader, barcode, today=None):
                   returned_by_id=None, fine=None, compensation=None, compensation_amount=None,
                   compensation_settled_on=None, note=None)
     guard_rows(Loan, [school_id])
-    # The partial unique index (one open loan per copy) decides between two desks: the second
-    # insert does nothing, and nothing else has been written yet.
-    insert = _upsert(session)(Loan.__table__).values(values)
-    values["id"] = session.execute(insert.on_conflict_do_nothing(
-        index_elements=["copy_id"], index_where=text("status = 'active'"))
-        .returning(Loan.__table__.c.id)).scalar()
-    if values["id"] is None:
+    values["id"] = session.connection().execute(statements["insert_loan"], values).scalar()
+    if values["id"] is None:  # nothing has been written
         raise CirculationError(_l("Copy %(copy)s was just lent at another desk."), copy=label)
     _set_copy_status(session, school_id, copy.id, CopyStatus.on_loan)
     if hold_id is not None:  # the reader's own hold: fulfilled
         session.get(Hold, hold_id).status = HoldStatus.fulfilled
-    loan = _loan_in_session(session, values)
-    set_committed_value(loan, "reader", reader)
-    return Lent(loan, copy)
-
-
-def _upsert(session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    return Lent(LoanRow(**values), copy)
 
 
 def open_loan_types(session, reader_id):
     """The document type of each of the reader's open loans (for the limits)."""
-    return session.scalars(
-        select(Record.document_type_id).select_from(Loan)
-        .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
-        .where(Loan.reader_id == reader_id, Loan.status == LoanStatus.active)).all()
+    return session.connection().execute(_desk_statements()["open_loan_types"],
+                                        {"reader_id": reader_id}).scalars().all()
 
 
 def _hold_on_copy(session, copy_id):
@@ -306,27 +381,22 @@ def _hold_on_copy(session, copy_id):
 def checkin(session, actor, school_id, barcode, today=None, damaged=False):
     """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
     result = take_back(session, actor, school_id, barcode, today, damaged)
-    return result.loan, result.hold
-
-
-_LOAN_COLUMNS = tuple(Loan.__table__.c)
+    return _loan_in_session(session, result.loan._asdict()), result.hold
 
 
 def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     """`checkin`, returning what the desk shows: Returned(loan, copy, reader name, hold)."""
     today = today or local_today()
-    # The copy, its open loan and the loan's reader, in one statement.
-    copy, row = _desk_copy(
-        session, school_id, barcode, *_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
-        _first_waiting(school_id, Copy.record_id).correlate(Copy).scalar_subquery(),
-        joins=[(Loan, and_(Loan.copy_id == Copy.id, Loan.status == LoanStatus.active)),
-               (Reader, Reader.id == Loan.reader_id)])
-    waiting = row[-1] or 0
-    row = row[:-1]
-    if row[0] is None:
+    statements = _desk_statements()
+    # The copy, its open loan, the loan's reader and the first hold waiting for the title,
+    # in one statement.
+    row = _desk_copy(session, statements["return_copy"], school_id, barcode)
+    copy, n = DeskCopy(*row[:8]), len(_LOAN_COLUMNS)
+    if row[8] is None:
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
-    values = {column.key: value for column, value in zip(_LOAN_COLUMNS, row)}
-    reader_name = f"{row[-2]} {row[-1]}".strip()
+    values = {column.key: value for column, value in zip(_LOAN_COLUMNS, row[8:8 + n])}
+    reader_name = f"{row[8 + n]} {row[9 + n]}".strip()
+    waiting = row[10 + n] or 0
     settings = policies.school_policy(session, school_id).settings
     values.update(status=LoanStatus.returned, returned_at=_now(),
                   returned_by_id=getattr(actor, "id", None))
@@ -335,16 +405,12 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     if damaged:
         values["note"] = str(_l("Returned damaged"))
     guard_rows(Loan, [school_id])
-    table = Loan.__table__
-    closed = session.execute(
-        update(table).where(table.c.id == values["id"], table.c.school_id == school_id,
-                            table.c.status == LoanStatus.active)
-        .values(status=values["status"], returned_at=values["returned_at"],
-                returned_by_id=values["returned_by_id"], fine=values["fine"],
-                note=values["note"]))
+    closed = session.connection().execute(statements["close_loan"], {
+        "b_" + key: values[key] for key in ("id", "school_id", "returned_at", "returned_by_id",
+                                            "fine", "note")})
     if closed.rowcount != 1:  # returned at another desk a moment ago
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
-    loan = _loan_in_session(session, values)
+    _sync(session, Loan, values["id"], **values)
     hold = None
     if damaged:
         # A change of the copy's condition: through the ORM, so that it is audited.
@@ -352,7 +418,7 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     else:
         _set_copy_status(session, school_id, copy.id, CopyStatus.available)
         hold = _next_hold(session, school_id, copy.record_id, copy, today, settings, waiting)
-    return Returned(loan, copy, reader_name, hold)
+    return Returned(LoanRow(**values), copy, reader_name, hold)
 
 
 def _first_waiting(school_id, record_id):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.catalog.models import Record
 from app.catalog.services import search_records
 from app.circulation import policies, services
-from app.circulation.models import Hold, HoldStatus, Loan, LoanStatus
+from app.circulation.models import Hold, HoldStatus
 from app.circulation.services import CirculationError
 from app.core.i18n import format_date
 from app.core.tenancy import current_scope
@@ -138,7 +138,11 @@ class DeskView(BaseView):
                                            copy=loan.copy.accession_label,
                                            date=format_date(loan.due_on))}
             if payload.get("reader_id"):
-                reader = _reader_of_school(school_id, payload["reader_id"])
+                reader_id = payload["reader_id"]
+                reader = services.desk_reader(db.session, school_id, int(reader_id)) if str(
+                    reader_id).isdigit() else None
+                if reader is None:
+                    raise CirculationError(_l("Reader not found in your school."))
                 try:
                     loan, copy = services.lend(db.session, actor, school_id, reader, barcode,
                                                today)

@@ -224,18 +224,22 @@ class AppSecurityManager(SecurityManager):
         """The user of a request (Flask-Login's loader) in one query: with their roles, groups
         and unit (FAB, then the tenancy scope, would load each in a query of its own), and the
         number that tells whether the worker's caches are current (app.core.cache)."""
-        from sqlalchemy import select
+        from flask_appbuilder.security.sqla.models import Group
+        from sqlalchemy import bindparam, select
         from sqlalchemy.orm import joinedload
 
         from app.core import cache
-        from flask_appbuilder.security.sqla.models import Group
 
-        model = self.user_model
-        row = self.session.execute(
-            select(model, cache.version_column())
-            .options(joinedload(model.roles), joinedload(model.groups).joinedload(Group.roles),
-                     joinedload(model.unit))
-            .where(model.id == pk)).unique().first()
+        statement = self.__dict__.get("_user_statement")
+        if statement is None:  # built once: building it costs more than running it
+            model = self.user_model
+            statement = self._user_statement = (
+                select(model, cache.version_column())
+                .options(joinedload(model.roles),
+                         joinedload(model.groups).joinedload(Group.roles),
+                         joinedload(model.unit))
+                .where(model.id == bindparam("pk")))
+        row = self.session.execute(statement, {"pk": pk}).unique().first()
         if row is None:
             return None
         cache.remember_version(self.session, row[1])
