@@ -90,6 +90,14 @@ def find_copy(session, school_id, barcode):
     return row
 
 
+def desk_connection(session):
+    """The session's connection, for Core statements without the ORM layer around them (the
+    desk's hot path); pending changes of the session are flushed first, as a query would."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
+
+
 class DeskReader(NamedTuple):
     """The columns of a reader that a checkout needs (`lend` takes it in place of a Reader)."""
 
@@ -115,7 +123,7 @@ def _desk_reader_statement():
 
 def desk_reader(session, school_id, reader_id):
     """The school's reader `reader_id` as a DeskReader, or None."""
-    row = session.connection().execute(_desk_reader_statement(),
+    row = desk_connection(session).execute(_desk_reader_statement(),
                           {"reader_id": reader_id, "school_id": school_id}).first()
     return DeskReader(*row) if row is not None else None
 
@@ -130,13 +138,21 @@ def check_reader(reader, today):
             reader=reader.full_name, date=format_date(reader.valid_until))
 
 
+@functools.cache
+def _open_loans_statement():
+    return (select(Loan.id, Loan.loaned_at, Loan.due_on, Loan.renewals, Copy.accession_label,
+                   Copy.barcode, Record.title, Record.call_number, Record.document_type_id)
+            .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+            .where(Loan.reader_id == bindparam("reader_id"), Loan.status == LoanStatus.active)
+            .order_by(Loan.due_on, Loan.id))
+
+
 def open_loans(session, reader_id):
-    """The reader's open loans with each copy's document type, oldest due first."""
-    return session.execute(
-        select(Loan, Copy, Record).join(Copy, Copy.id == Loan.copy_id)
-        .join(Record, Record.id == Copy.record_id).options(lazyload(Record.authors))
-        .where(Loan.reader_id == reader_id, Loan.status == LoanStatus.active)
-        .order_by(Loan.due_on, Loan.id)).all()
+    """The reader's open loans, oldest due first: rows of the loan's id, loaned_at, due_on and
+    renewals, the copy's accession_label and barcode, the record's title, call_number and
+    document_type_id."""
+    return desk_connection(session).execute(_open_loans_statement(),
+                                         {"reader_id": reader_id}).all()
 
 
 def allowance(session, reader, rules=None, loans=None):
@@ -144,8 +160,8 @@ def allowance(session, reader, rules=None, loans=None):
     rules = rules if rules is not None else policies.school_rules(session, reader.school_id)
     loans = loans if loans is not None else open_loans(session, reader.id)
     used = {}
-    for _loan, _copy, record in loans:
-        rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+    for loan in loans:
+        rule = policies.pick_rule(rules, reader.category_id, loan.document_type_id)
         if rule is not None:
             used[rule.id] = used.get(rule.id, 0) + 1
     result = []
@@ -261,7 +277,7 @@ def _desk_copy(session, statements, school_id, barcode):
     if not barcode:
         raise CirculationError(_l("Scan or type a copy barcode."))
     params = {"school_id": school_id, "code": barcode}
-    conn = session.connection()  # Core rows: no ORM layer around these statements
+    conn = desk_connection(session)
     row = conn.execute(statements["barcode"], params).first()
     if row is None:
         row = conn.execute(statements["accession_label"], params).first()
@@ -282,7 +298,7 @@ def _sync(session, model, pk, **values):
 
 def _set_copy_status(session, school_id, copy_id, status):
     guard_rows(Copy, [school_id])
-    session.connection().execute(_desk_statements()["copy_status"],
+    desk_connection(session).execute(_desk_statements()["copy_status"],
                     {"b_id": copy_id, "b_school_id": school_id, "b_status": status})
     _sync(session, Copy, copy_id, status=status)
 
@@ -358,7 +374,7 @@ def lend(session, actor, school_id, reader, barcode, today=None):
                   returned_by_id=None, fine=None, compensation=None, compensation_amount=None,
                   compensation_settled_on=None, note=None)
     guard_rows(Loan, [school_id])
-    values["id"] = session.connection().execute(statements["insert_loan"], values).scalar()
+    values["id"] = desk_connection(session).execute(statements["insert_loan"], values).scalar()
     if values["id"] is None:  # nothing has been written
         raise CirculationError(_l("Copy %(copy)s was just lent at another desk."), copy=label)
     _set_copy_status(session, school_id, copy.id, CopyStatus.on_loan)
@@ -369,7 +385,7 @@ def lend(session, actor, school_id, reader, barcode, today=None):
 
 def open_loan_types(session, reader_id):
     """The document type of each of the reader's open loans (for the limits)."""
-    return session.connection().execute(_desk_statements()["open_loan_types"],
+    return desk_connection(session).execute(_desk_statements()["open_loan_types"],
                                         {"reader_id": reader_id}).scalars().all()
 
 
@@ -405,7 +421,7 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     if damaged:
         values["note"] = str(_l("Returned damaged"))
     guard_rows(Loan, [school_id])
-    closed = session.connection().execute(statements["close_loan"], {
+    closed = desk_connection(session).execute(statements["close_loan"], {
         "b_" + key: values[key] for key in ("id", "school_id", "returned_at", "returned_by_id",
                                             "fine", "note")})
     if closed.rowcount != 1:  # returned at another desk a moment ago
@@ -590,15 +606,22 @@ def cancel_hold(session, actor, school_id, hold_id):
     return hold
 
 
+@functools.cache
+def _expired_holds_statement():
+    return select(Hold.id).where(Hold.school_id == bindparam("school_id"),
+                                 Hold.status == HoldStatus.ready,
+                                 Hold.expires_on < bindparam("today"))
+
+
 def expire_holds(session, school_id, today=None):
     """Close set-aside holds past their date; their copies go to the next reader waiting.
     Returns the number of holds expired."""
     today = today or local_today()
-    expired = session.scalars(select(Hold).where(
-        Hold.school_id == school_id, Hold.status == HoldStatus.ready,
-        Hold.expires_on < today)).all()
-    if not expired:
+    ids = desk_connection(session).execute(_expired_holds_statement(),
+                                 {"school_id": school_id, "today": today}).scalars().all()
+    if not ids:  # nearly always: one narrow statement
         return 0
+    expired = session.scalars(select(Hold).where(Hold.id.in_(ids)).order_by(Hold.id)).all()
     settings = policies.settings_for(session, school_id)
     for hold in expired:
         hold.status = HoldStatus.expired

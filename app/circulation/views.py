@@ -49,8 +49,9 @@ def reader_panel(session, reader, today):
     services.expire_holds(session, reader.school_id, today)
     loans = open_loans(session, reader.id)
     rules = policies.school_rules(session, reader.school_id)
-    holds = session.execute(
-        select(Hold, Record).join(Record, Record.id == Hold.record_id)
+    holds = services.desk_connection(session).execute(
+        select(Hold.id, Hold.status, Hold.expires_on, Record.title)
+        .join(Record, Record.id == Hold.record_id)
         .where(Hold.reader_id == reader.id,
                Hold.status.in_([HoldStatus.waiting, HoldStatus.ready]))
         .order_by(Hold.placed_at)).all()
@@ -58,7 +59,7 @@ def reader_panel(session, reader, today):
     if reader.valid_until is not None and reader.valid_until < today:
         warnings.append(gettext("The card expired on %(date)s.",
                                 date=format_date(reader.valid_until)))
-    overdue = sum(1 for loan, _c, _r in loans if loan.due_on < today)
+    overdue = sum(1 for loan in loans if loan.due_on < today)
     if overdue:
         warnings.append(gettext("%(n)d item(s) overdue.", n=overdue))
     return {
@@ -66,11 +67,11 @@ def reader_panel(session, reader, today):
                    "category": reader.category.name, "card": reader.card_number,
                    "code": reader.code or "", "status": str(reader.status.label),
                    "valid_until": format_date(reader.valid_until)},
-        "loans": [_loan_row(loan, copy, record, today) for loan, copy, record in loans],
-        "holds": [{"hold_id": hold.id, "title": record.title,
+        "loans": [_loan_row(loan, loan, loan, today) for loan in loans],
+        "holds": [{"hold_id": hold.id, "title": hold.title,
                    "status": str(hold.status.label),
                    "ready": hold.status == HoldStatus.ready,
-                   "expires_on": format_date(hold.expires_on)} for hold, record in holds],
+                   "expires_on": format_date(hold.expires_on)} for hold in holds],
         "allowance": [{"label": _rule_label(rule), "used": used, "max": rule.max_items,
                        "remaining": remaining}
                       for rule, used, remaining in allowance(session, reader, rules, loans)],
