@@ -44,6 +44,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from bench_catalog import StatementLog, database_exists, login  # noqa: E402
+from bench_marc import reference_loop  # noqa: E402
 from bench_foundation import (  # noqa: E402  (same conventions as the other benches)
     CSRF,
     PASSWORD,
@@ -592,6 +593,7 @@ def breakdown(app, db, fixture, ops_count, dsn, librarian_id):
                                 ops_count, lambda: {bare_pid})
     desk.conn.close()
     out["bare_statements"] = {"checkout": 10, "return": 6}  # BareDesk, plus the savepoint
+    out["reference_loop_s"] = reference_loop()
     a, b = out["app_cpu"], out["bare_cpu"]
     print(f"  in-process: checkout {out['checkout']['sql_statements']:g} SQL, return "
           f"{out['return']['sql_statements']:g} SQL; CPU per checkout+return: app "
@@ -630,7 +632,8 @@ def main():
         "items_per_loop": args.items, "duration_s": args.duration,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(),
-                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}}
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                    "reference_loop_s_at_start": reference_loop()}}
     try:
         from sqlalchemy import text
 
@@ -665,16 +668,21 @@ def main():
         for workers, clients in configs:
             print(f"gunicorn {workers} workers x {clients} clients, {args.duration:g} s ...",
                   flush=True)
+            reference = reference_loop()  # how fast Python runs right now (shared machine)
+            load_before = [round(x, 2) for x in os.getloadavg()]
             proc, port, log = start_gunicorn(workers, env, workdir)
             try:
                 app_run = run_clients(http_client, fixtures[:clients], args, extra=(port,))
             finally:
                 stop_gunicorn(proc, log)
+            load_after_app = [round(x, 2) for x in os.getloadavg()]
             print(f"  bare SQL x {clients} clients ...", flush=True)
             bare_run = run_clients(
                 lambda f, *a: bare_client(dsn, f, *a[:3], librarians[f["username"]], a[3]),
                 fixtures[:clients], args)
             run = {"workers": workers, "clients": clients, "app": app_run, "bare": bare_run,
+                   "reference_loop_s": reference, "load_average_before": load_before,
+                   "load_average_after_app": load_after_app,
                    "load_average": [round(x, 2) for x in os.getloadavg()]}
             run["ratio"] = {
                 f"{op}_{m}": round(app_run[op][m] / bare_run[op][m], 2)
@@ -700,6 +708,7 @@ def main():
             print(f"Kept: {url}")
         shutil.rmtree(workdir, ignore_errors=True)
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        results["machine"]["reference_loop_s_at_end"] = reference_loop()
         os.makedirs(RESULTS_DIR, exist_ok=True)
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         path = os.path.join(RESULTS_DIR, f"{stamp}-circulation.json")
@@ -718,6 +727,9 @@ def print_run(run):
         print(f"  {label}: {'; '.join(parts)}; {r['checkout_return_per_s']} checkouts+returns/s, "
               f"{r['failed_ops']} failed {r['errors'][:2] if r['errors'] else ''}", flush=True)
 
+    print(f"  load average before / after the app / after bare SQL: "
+          f"{run['load_average_before'][0]} / {run['load_average_after_app'][0]} / "
+          f"{run['load_average'][0]}; reference loop {run['reference_loop_s']} s", flush=True)
     line(f"app  {run['workers']}w x {run['clients']}c", run["app"])
     line(f"bare {run['clients']}c", run["bare"])
     app = run["app"]

@@ -419,7 +419,7 @@ class CirculationSettingsView(SchoolScopedModelView):
         school_id = current_scope().write_school_id
         if school_id is not None and db.session.scalar(select(func.count()).where(
                 CirculationSettings.school_id == school_id)) == 0:
-            db.session.add(policies.settings_for(db.session, school_id))  # the defaults
+            db.session.add(policies.default_settings(school_id))
             try:
                 db.session.commit()
             except IntegrityError:  # created at the same moment in another request

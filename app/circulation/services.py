@@ -6,12 +6,16 @@ reads the request, raises `CirculationError` with a Vietnamese message naming th
 leaves the session unchanged when it refuses. The caller commits.
 """
 import datetime
+import functools
+from collections import namedtuple
+from typing import NamedTuple, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from app.catalog.models import Record
 from app.circulation import policies
@@ -21,6 +25,7 @@ from app.circulation.models import (
 from app.collection.models import Copy, CopyStatus
 from app.core.errors import DomainError
 from app.core.i18n import format_date, local_today
+from app.core.tenancy import guard_rows
 from app.readers.models import Reader, ReaderStatus
 
 # Copies in these states cannot leave the library.
@@ -85,6 +90,44 @@ def find_copy(session, school_id, barcode):
     return row
 
 
+def desk_connection(session):
+    """The session's connection, for Core statements without the ORM layer around them (the
+    desk's hot path); pending changes of the session are flushed first, as a query would."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
+
+
+class DeskReader(NamedTuple):
+    """The columns of a reader that a checkout needs (`lend` takes it in place of a Reader)."""
+
+    id: int
+    school_id: int
+    category_id: int
+    status: ReaderStatus
+    valid_until: Optional[datetime.date]
+    class_name: Optional[str]
+    family_name: str
+    given_name: str
+
+    @property
+    def full_name(self):
+        return f"{self.family_name} {self.given_name}".strip()
+
+
+@functools.cache
+def _desk_reader_statement():
+    return select(*(getattr(Reader, name) for name in DeskReader._fields)).where(
+        Reader.id == bindparam("reader_id"), Reader.school_id == bindparam("school_id"))
+
+
+def desk_reader(session, school_id, reader_id):
+    """The school's reader `reader_id` as a DeskReader, or None."""
+    row = desk_connection(session).execute(_desk_reader_statement(),
+                          {"reader_id": reader_id, "school_id": school_id}).first()
+    return DeskReader(*row) if row is not None else None
+
+
 def check_reader(reader, today):
     if reader.status != ReaderStatus.active:
         raise CirculationError(_l("Reader %(reader)s cannot borrow: status “%(status)s”."),
@@ -95,13 +138,21 @@ def check_reader(reader, today):
             reader=reader.full_name, date=format_date(reader.valid_until))
 
 
+@functools.cache
+def _open_loans_statement():
+    return (select(Loan.id, Loan.loaned_at, Loan.due_on, Loan.renewals, Copy.accession_label,
+                   Copy.barcode, Record.title, Record.call_number, Record.document_type_id)
+            .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+            .where(Loan.reader_id == bindparam("reader_id"), Loan.status == LoanStatus.active)
+            .order_by(Loan.due_on, Loan.id))
+
+
 def open_loans(session, reader_id):
-    """The reader's open loans with each copy's document type, oldest due first."""
-    return session.execute(
-        select(Loan, Copy, Record).join(Copy, Copy.id == Loan.copy_id)
-        .join(Record, Record.id == Copy.record_id).options(lazyload(Record.authors))
-        .where(Loan.reader_id == reader_id, Loan.status == LoanStatus.active)
-        .order_by(Loan.due_on, Loan.id)).all()
+    """The reader's open loans, oldest due first: rows of the loan's id, loaned_at, due_on and
+    renewals, the copy's accession_label and barcode, the record's title, call_number and
+    document_type_id."""
+    return desk_connection(session).execute(_open_loans_statement(),
+                                         {"reader_id": reader_id}).all()
 
 
 def allowance(session, reader, rules=None, loans=None):
@@ -109,8 +160,8 @@ def allowance(session, reader, rules=None, loans=None):
     rules = rules if rules is not None else policies.school_rules(session, reader.school_id)
     loans = loans if loans is not None else open_loans(session, reader.id)
     used = {}
-    for _loan, _copy, record in loans:
-        rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+    for loan in loans:
+        rule = policies.pick_rule(rules, reader.category_id, loan.document_type_id)
         if rule is not None:
             used[rule.id] = used.get(rule.id, 0) + 1
     result = []
@@ -127,15 +178,163 @@ def allowance(session, reader, rules=None, loans=None):
 
 
 # --- checkout and return --------------------------------------------------------------------
+#
+# The desk's two busiest operations read narrow rows and write with Core statements: the ORM's
+# unit of work, a savepoint and the audit diff cost more than the statements themselves. The
+# rules are the same as everywhere (tenancy, card, copy status, holds, limits, closed days, the
+# partial unique index); ORM objects of the session are kept in step (`_sync`). The loan register
+# is the history of checkouts and returns (who, when): a copy going out and back is not audited
+# (a copy returned damaged is, like every other change of a copy).
+
+class DeskCopy(NamedTuple):
+    """A copy as the desk needs it, with its record, in one narrow row."""
+
+    id: int
+    status: CopyStatus
+    accession_label: str
+    barcode: str
+    record_id: int
+    title: str
+    call_number: Optional[str]
+    document_type_id: Optional[int]
+
+
+LoanRow = namedtuple("LoanRow", [c.key for c in Loan.__table__.c])  # a loan's columns
+
+
+class Lent(NamedTuple):
+    loan: LoanRow
+    copy: DeskCopy
+
+
+class Returned(NamedTuple):
+    loan: LoanRow
+    copy: DeskCopy
+    reader_name: str
+    hold: Optional[Hold]  # set aside for the next reader waiting for the title
+
+
+_COPY_COLUMNS = (Copy.id, Copy.status, Copy.accession_label, Copy.barcode, Copy.record_id,
+                 Record.title, Record.call_number, Record.document_type_id)
+_LOAN_COLUMNS = tuple(Loan.__table__.c)
+
+
+@functools.cache
+def _desk_statements():
+    """The desk's statements, built once with bound parameters: building a statement costs
+    more Python than running it (SQLAlchemy still caches their compiled form)."""
+    school, code = bindparam("school_id"), bindparam("code")
+
+    def by_code(query):
+        return {by: query.where(Copy.school_id == school, getattr(Copy, by) == code).limit(1)
+                for by in ("barcode", "accession_label")}
+
+    copies = select(*_COPY_COLUMNS).join(Record, Record.id == Copy.record_id)
+    loans = Loan.__table__
+    columns = [c for c in loans.c if c.key != "id"]
+    return dict(
+        # checkout: the copy, its record and a hold that set it aside
+        lend_copy=by_code(copies.add_columns(Hold.id, Hold.reader_id).outerjoin(
+            Hold, and_(Hold.copy_id == Copy.id, Hold.status == HoldStatus.ready))),
+        # return: the copy, its record, its open loan, the loan's reader and the first hold
+        # waiting for the title
+        return_copy=by_code(copies.add_columns(
+            *_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
+            select(Hold.id).where(Hold.school_id == school, Hold.record_id == Copy.record_id,
+                                  Hold.status == HoldStatus.waiting)
+            .order_by(Hold.placed_at, Hold.id).limit(1).correlate(Copy).scalar_subquery())
+            .outerjoin(Loan, and_(Loan.copy_id == Copy.id, Loan.status == LoanStatus.active))
+            .outerjoin(Reader, Reader.id == Loan.reader_id)),
+        open_loan_types=select(Record.document_type_id).select_from(Loan)
+        .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+        .where(Loan.reader_id == bindparam("reader_id"), Loan.status == LoanStatus.active),
+        # The partial unique index (one open loan per copy) decides between two desks: the
+        # second insert does nothing. Written as text because SQLAlchemy does not cache the
+        # compiled form of the dialects' INSERT ... ON CONFLICT; the same SQL on PostgreSQL
+        # and SQLite (3.35 and later).
+        insert_loan=text(
+            f"INSERT INTO loan ({', '.join(c.name for c in columns)}) "
+            f"VALUES ({', '.join(':' + c.key for c in columns)}) "
+            "ON CONFLICT (copy_id) WHERE status = 'active' DO NOTHING RETURNING id")
+        .bindparams(*[bindparam(c.key, type_=c.type) for c in columns]),
+        close_loan=update(loans).where(
+            loans.c.id == bindparam("b_id"), loans.c.school_id == bindparam("b_school_id"),
+            loans.c.status == LoanStatus.active).values(
+            status=LoanStatus.returned, returned_at=bindparam("b_returned_at"),
+            returned_by_id=bindparam("b_returned_by_id"), fine=bindparam("b_fine"),
+            note=bindparam("b_note")),
+        copy_status=update(Copy.__table__).where(
+            Copy.__table__.c.id == bindparam("b_id"),
+            Copy.__table__.c.school_id == bindparam("b_school_id"))
+        .values(status=bindparam("b_status")),
+    )
+
+
+def _desk_copy(session, statements, school_id, barcode):
+    """The row of the school's copy with this barcode (or accession label): DeskCopy's columns
+    first, then those the statement adds."""
+    barcode = (barcode or "").strip()
+    if not barcode:
+        raise CirculationError(_l("Scan or type a copy barcode."))
+    params = {"school_id": school_id, "code": barcode}
+    conn = desk_connection(session)
+    row = conn.execute(statements["barcode"], params).first()
+    if row is None:
+        row = conn.execute(statements["accession_label"], params).first()
+    if row is None:
+        raise UnknownCopy(_l("No copy of this school has the barcode “%(barcode)s”."),
+                          barcode=barcode)
+    return row
+
+
+def _sync(session, model, pk, **values):
+    """Core statements bypass the session: an object it holds for this row gets the values."""
+    obj = session.identity_map.get(identity_key(model, (pk,)))
+    if obj is not None:
+        for key, value in values.items():
+            set_committed_value(obj, key, value)
+    return obj
+
+
+def _set_copy_status(session, school_id, copy_id, status):
+    guard_rows(Copy, [school_id])
+    desk_connection(session).execute(_desk_statements()["copy_status"],
+                    {"b_id": copy_id, "b_school_id": school_id, "b_status": status})
+    _sync(session, Copy, copy_id, status=status)
+
+
+def _loan_in_session(session, values):
+    """The Loan of these column values (every column), in the session without a query."""
+    loan = _sync(session, Loan, values["id"], **values)
+    if loan is None:
+        loan = Loan(**values)
+        make_transient_to_detached(loan)
+        session.add(loan)
+    return loan
+
 
 def checkout(session, actor, school_id, reader, barcode, today=None):
     """Lend the copy with `barcode` to `reader`; returns the new Loan."""
+    loan = _loan_in_session(session, lend(session, actor, school_id, reader, barcode,
+                                          today).loan._asdict())
+    if isinstance(reader, Reader):
+        set_committed_value(loan, "reader", reader)
+    return loan
+
+
+def lend(session, actor, school_id, reader, barcode, today=None):
+    """`checkout`, returning what the desk shows: Lent(loan, copy).
+
+    `reader` is a Reader, or any object with its columns and `full_name` (the desk passes a
+    narrow row, see app.circulation.views)."""
     today = today or local_today()
     if reader.school_id != school_id:
         raise CirculationError(_l("Reader %(reader)s belongs to another school."),
                                reader=reader.full_name)
     check_reader(reader, today)
-    copy, record = find_copy(session, school_id, barcode)
+    statements = _desk_statements()
+    row = _desk_copy(session, statements["lend_copy"], school_id, barcode)
+    copy, hold_id, hold_reader_id = DeskCopy(*row[:8]), row[8], row[9]
     label = copy.accession_label
     if copy.status in NOT_LENDABLE:
         raise CirculationError(NOT_LENDABLE[copy.status], copy=label)
@@ -148,47 +347,46 @@ def checkout(session, actor, school_id, reader, barcode, today=None):
         raise CirculationError(
             _l("Copy %(copy)s is on loan to %(holder)s: scan it without a reader to return it "
                "first."), copy=label, holder=holder.full_name if holder else "?")
-    rules = policies.school_rules(session, school_id)
-    rule = policies.pick_rule(rules, reader.category_id, record.document_type_id)
+    policy = policies.school_policy(session, school_id)
+    rules = policy.rules
+    rule = policies.pick_rule(rules, reader.category_id, copy.document_type_id)
     if rule is None:
         raise CirculationError(_l("No loan rule applies to this reader and this document."))
     if rule.reading_room_only:
         raise CirculationError(
             _l("“%(title)s” is for the reading room only: record it as in-library reading."),
-            title=record.title)
-    loans = open_loans(session, reader.id)
-    used = sum(1 for _l_, _c, r in loans
-               if policies.pick_rule(rules, reader.category_id, r.document_type_id) is rule)
+            title=copy.title)
+    used = sum(1 for type_id in open_loan_types(session, reader.id)
+               if policies.pick_rule(rules, reader.category_id, type_id) is rule)
     if used >= rule.max_items:
         raise CirculationError(
             _l("%(reader)s already has %(used)d of %(max)d items of this kind on loan: the "
                "limit is reached."), reader=reader.full_name, used=used, max=rule.max_items)
-    hold = _hold_on_copy(session, copy.id)
-    if hold is not None and hold.reader_id != reader.id:
+    if hold_id is not None and hold_reader_id != reader.id:
+        other = session.get(Reader, hold_reader_id)
         raise CirculationError(_l("Copy %(copy)s is set aside for %(reader)s (hold)."),
-                               copy=label, reader=hold.reader.full_name)
-    settings = policies.settings_for(session, school_id)
-    loan = Loan(school_id=school_id, copy_id=copy.id, reader_id=reader.id,
-                kind=LoanKind.home, status=LoanStatus.active, class_name=reader.class_name,
-                loaned_at=_now(), due_on=policies.due_date(session, school_id, rule, settings,
-                                                           today),
-                loaned_by_id=getattr(actor, "id", None))
-    copy.status = CopyStatus.on_loan
-    if hold is not None:
-        hold.status = HoldStatus.fulfilled
-    _insert_loan(session, loan, label)
-    loan.copy, loan.reader = copy, reader
-    return loan
-
-
-def _insert_loan(session, loan, label):
-    session.add(loan)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        # The partial unique index: another desk lent this copy a moment ago.
+                               copy=label, reader=other.full_name if other else "?")
+    values = dict(school_id=school_id, copy_id=copy.id, reader_id=reader.id,
+                  class_loan_id=None, kind=LoanKind.home, status=LoanStatus.active,
+                  class_name=reader.class_name, loaned_at=_now(),
+                  due_on=policies.due_date(session, school_id, rule, policy.settings, today),
+                  returned_at=None, renewals=0, loaned_by_id=getattr(actor, "id", None),
+                  returned_by_id=None, fine=None, compensation=None, compensation_amount=None,
+                  compensation_settled_on=None, note=None)
+    guard_rows(Loan, [school_id])
+    values["id"] = desk_connection(session).execute(statements["insert_loan"], values).scalar()
+    if values["id"] is None:  # nothing has been written
         raise CirculationError(_l("Copy %(copy)s was just lent at another desk."), copy=label)
+    _set_copy_status(session, school_id, copy.id, CopyStatus.on_loan)
+    if hold_id is not None:  # the reader's own hold: fulfilled
+        session.get(Hold, hold_id).status = HoldStatus.fulfilled
+    return Lent(LoanRow(**values), copy)
+
+
+def open_loan_types(session, reader_id):
+    """The document type of each of the reader's open loans (for the limits)."""
+    return desk_connection(session).execute(_desk_statements()["open_loan_types"],
+                                        {"reader_id": reader_id}).scalars().all()
 
 
 def _hold_on_copy(session, copy_id):
@@ -198,37 +396,61 @@ def _hold_on_copy(session, copy_id):
 
 def checkin(session, actor, school_id, barcode, today=None, damaged=False):
     """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
+    result = take_back(session, actor, school_id, barcode, today, damaged)
+    return _loan_in_session(session, result.loan._asdict()), result.hold
+
+
+def take_back(session, actor, school_id, barcode, today=None, damaged=False):
+    """`checkin`, returning what the desk shows: Returned(loan, copy, reader name, hold)."""
     today = today or local_today()
-    copy, record = find_copy(session, school_id, barcode)
-    row = session.execute(select(Loan, Reader).join(Reader, Reader.id == Loan.reader_id).where(
-        Loan.copy_id == copy.id, Loan.status == LoanStatus.active)).first()
-    if row is None:
+    statements = _desk_statements()
+    # The copy, its open loan, the loan's reader and the first hold waiting for the title,
+    # in one statement.
+    row = _desk_copy(session, statements["return_copy"], school_id, barcode)
+    copy, n = DeskCopy(*row[:8]), len(_LOAN_COLUMNS)
+    if row[8] is None:
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
-    loan, reader = row
-    set_committed_value(loan, "copy", copy)
-    set_committed_value(loan, "reader", reader)
-    settings = policies.settings_for(session, school_id)
-    loan.status = LoanStatus.returned
-    loan.returned_at = _now()
-    loan.returned_by_id = getattr(actor, "id", None)
-    if settings.fines_enabled and today > loan.due_on and settings.fine_per_day:
-        loan.fine = (today - loan.due_on).days * settings.fine_per_day
+    values = {column.key: value for column, value in zip(_LOAN_COLUMNS, row[8:8 + n])}
+    reader_name = f"{row[8 + n]} {row[9 + n]}".strip()
+    waiting = row[10 + n] or 0
+    settings = policies.school_policy(session, school_id).settings
+    values.update(status=LoanStatus.returned, returned_at=_now(),
+                  returned_by_id=getattr(actor, "id", None))
+    if settings.fines_enabled and today > values["due_on"] and settings.fine_per_day:
+        values["fine"] = (today - values["due_on"]).days * settings.fine_per_day
     if damaged:
-        copy.status = CopyStatus.damaged
-        loan.note = str(_l("Returned damaged"))
-        return loan, None
-    copy.status = CopyStatus.available
-    hold = _next_hold(session, school_id, record.id, copy, today, settings)
-    return loan, hold
+        values["note"] = str(_l("Returned damaged"))
+    guard_rows(Loan, [school_id])
+    closed = desk_connection(session).execute(statements["close_loan"], {
+        "b_" + key: values[key] for key in ("id", "school_id", "returned_at", "returned_by_id",
+                                            "fine", "note")})
+    if closed.rowcount != 1:  # returned at another desk a moment ago
+        raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
+    _sync(session, Loan, values["id"], **values)
+    hold = None
+    if damaged:
+        # A change of the copy's condition: through the ORM, so that it is audited.
+        session.get(Copy, copy.id).status = CopyStatus.damaged
+    else:
+        _set_copy_status(session, school_id, copy.id, CopyStatus.available)
+        hold = _next_hold(session, school_id, copy.record_id, copy, today, settings, waiting)
+    return Returned(LoanRow(**values), copy, reader_name, hold)
 
 
-def _next_hold(session, school_id, record_id, copy, today, settings):
-    """Set the returned copy aside for the first reader waiting for its title."""
-    hold = session.scalars(select(Hold).where(
-        Hold.school_id == school_id, Hold.record_id == record_id,
-        Hold.status == HoldStatus.waiting).order_by(Hold.placed_at, Hold.id).limit(1)).first()
-    if hold is None:
+def _first_waiting(school_id, record_id):
+    return (select(Hold.id).where(Hold.school_id == school_id, Hold.record_id == record_id,
+                                  Hold.status == HoldStatus.waiting)
+            .order_by(Hold.placed_at, Hold.id).limit(1))
+
+
+def _next_hold(session, school_id, record_id, copy, today, settings, waiting=None):
+    """Set the returned copy aside for the first reader waiting for its title (`waiting`: its
+    hold's id when the caller has already asked, 0 for none)."""
+    if waiting is None:
+        waiting = session.scalar(_first_waiting(school_id, record_id))
+    if not waiting:
         return None
+    hold = session.get(Hold, waiting)
     hold.status = HoldStatus.ready
     hold.copy_id = copy.id
     hold.ready_on = today
@@ -384,15 +606,22 @@ def cancel_hold(session, actor, school_id, hold_id):
     return hold
 
 
+@functools.cache
+def _expired_holds_statement():
+    return select(Hold.id).where(Hold.school_id == bindparam("school_id"),
+                                 Hold.status == HoldStatus.ready,
+                                 Hold.expires_on < bindparam("today"))
+
+
 def expire_holds(session, school_id, today=None):
     """Close set-aside holds past their date; their copies go to the next reader waiting.
     Returns the number of holds expired."""
     today = today or local_today()
-    expired = session.scalars(select(Hold).where(
-        Hold.school_id == school_id, Hold.status == HoldStatus.ready,
-        Hold.expires_on < today)).all()
-    if not expired:
+    ids = desk_connection(session).execute(_expired_holds_statement(),
+                                 {"school_id": school_id, "today": today}).scalars().all()
+    if not ids:  # nearly always: one narrow statement
         return 0
+    expired = session.scalars(select(Hold).where(Hold.id.in_(ids)).order_by(Hold.id)).all()
     settings = policies.settings_for(session, school_id)
     for hold in expired:
         hold.status = HoldStatus.expired

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.catalog.models import Record
 from app.catalog.services import search_records
 from app.circulation import policies, services
-from app.circulation.models import Hold, HoldStatus, Loan, LoanStatus
+from app.circulation.models import Hold, HoldStatus
 from app.circulation.services import CirculationError
 from app.core.i18n import format_date
 from app.core.tenancy import current_scope
@@ -49,8 +49,9 @@ def reader_panel(session, reader, today):
     services.expire_holds(session, reader.school_id, today)
     loans = open_loans(session, reader.id)
     rules = policies.school_rules(session, reader.school_id)
-    holds = session.execute(
-        select(Hold, Record).join(Record, Record.id == Hold.record_id)
+    holds = services.desk_connection(session).execute(
+        select(Hold.id, Hold.status, Hold.expires_on, Record.title)
+        .join(Record, Record.id == Hold.record_id)
         .where(Hold.reader_id == reader.id,
                Hold.status.in_([HoldStatus.waiting, HoldStatus.ready]))
         .order_by(Hold.placed_at)).all()
@@ -58,7 +59,7 @@ def reader_panel(session, reader, today):
     if reader.valid_until is not None and reader.valid_until < today:
         warnings.append(gettext("The card expired on %(date)s.",
                                 date=format_date(reader.valid_until)))
-    overdue = sum(1 for loan, _c, _r in loans if loan.due_on < today)
+    overdue = sum(1 for loan in loans if loan.due_on < today)
     if overdue:
         warnings.append(gettext("%(n)d item(s) overdue.", n=overdue))
     return {
@@ -66,11 +67,11 @@ def reader_panel(session, reader, today):
                    "category": reader.category.name, "card": reader.card_number,
                    "code": reader.code or "", "status": str(reader.status.label),
                    "valid_until": format_date(reader.valid_until)},
-        "loans": [_loan_row(loan, copy, record, today) for loan, copy, record in loans],
-        "holds": [{"hold_id": hold.id, "title": record.title,
+        "loans": [_loan_row(loan, loan, loan, today) for loan in loans],
+        "holds": [{"hold_id": hold.id, "title": hold.title,
                    "status": str(hold.status.label),
                    "ready": hold.status == HoldStatus.ready,
-                   "expires_on": format_date(hold.expires_on)} for hold, record in holds],
+                   "expires_on": format_date(hold.expires_on)} for hold in holds],
         "allowance": [{"label": _rule_label(rule), "used": used, "max": rule.max_items,
                        "remaining": remaining}
                       for rule, used, remaining in allowance(session, reader, rules, loans)],
@@ -79,8 +80,8 @@ def reader_panel(session, reader, today):
 
 
 def _rule_label(rule):
-    if rule.document_type is not None:
-        return rule.document_type.name
+    if rule.document_type_name is not None:
+        return rule.document_type_name
     return gettext("All documents")
 
 
@@ -138,26 +139,29 @@ class DeskView(BaseView):
                                            copy=loan.copy.accession_label,
                                            date=format_date(loan.due_on))}
             if payload.get("reader_id"):
-                reader = _reader_of_school(school_id, payload["reader_id"])
+                reader_id = payload["reader_id"]
+                reader = services.desk_reader(db.session, school_id, int(reader_id)) if str(
+                    reader_id).isdigit() else None
+                if reader is None:
+                    raise CirculationError(_l("Reader not found in your school."))
                 try:
-                    loan = services.checkout(db.session, actor, school_id, reader, barcode,
-                                             today)
+                    loan, copy = services.lend(db.session, actor, school_id, reader, barcode,
+                                               today)
                 except CirculationError:
                     # A reader card scanned into the same box switches the reader.
                     other = _reader_by_card(school_id, barcode)
                     if other is None:
                         raise
                     return {"kind": "reader", **reader_panel(db.session, other, today)}
-                record = loan.copy.record  # attached by the service: no query
                 return {"kind": "checkout", "loan_id": loan.id,
                         "due_on": format_date(loan.due_on),
-                        "loan": _loan_row(loan, loan.copy, record, today),
+                        "loan": _loan_row(loan, copy, copy, today),
                         "message": gettext("Lent %(copy)s “%(title)s”, due %(date)s.",
-                                           copy=loan.copy.accession_label, title=record.title,
+                                           copy=copy.accession_label, title=copy.title,
                                            date=format_date(loan.due_on))}
             try:
-                loan, hold = services.checkin(db.session, actor, school_id, barcode, today,
-                                              damaged=action == "damaged")
+                loan, copy, reader_name, hold = services.take_back(
+                    db.session, actor, school_id, barcode, today, damaged=action == "damaged")
             except services.UnknownCopy:
                 # Not a copy: a reader card scanned with no reader selected opens the reader.
                 other = _reader_by_card(school_id, barcode)
@@ -165,7 +169,7 @@ class DeskView(BaseView):
                     raise
                 return {"kind": "reader", **reader_panel(db.session, other, today)}
             message = gettext("Returned %(copy)s by %(reader)s.",
-                              copy=loan.copy.accession_label, reader=loan.reader.full_name)
+                              copy=copy.accession_label, reader=reader_name)
             if loan.due_on < today:
                 message += " " + gettext("%(days)d day(s) late.",
                                          days=(today - loan.due_on).days)

@@ -192,11 +192,8 @@ def sync_roles(appbuilder):
             )
             pvs.append(pv)
         role.permissions = pvs
+    # The triggers on the permission tables make every worker reload them (app.core.cache).
     session.commit()
-    from flask import g, has_app_context
-
-    if has_app_context():
-        g.pop("_permissions", None)  # the request's cached permissions are stale now
 
 
 class AppSecurityManager(SecurityManager):
@@ -208,16 +205,19 @@ class AppSecurityManager(SecurityManager):
     userstatschartview = None  # loads Google Charts from the internet
 
     def _role_permissions(self, role_ids):
-        """Every (permission, view) of these roles, read once per request: FAB would send one
-        query per menu entry and per check (25 of a list page's 58 statements)."""
-        from flask import g, has_app_context
+        """Every (permission, view) of these roles. FAB would send one query per menu entry and
+        per check (25 of a list page's 58 statements); they change only when the roles are
+        synchronised, so each worker keeps them (app.core.cache: a change is seen by the next
+        transaction of every worker)."""
         from flask_appbuilder.security.sqla.models import (
             assoc_permissionview_role, Permission, PermissionView, ViewMenu)
         from sqlalchemy import select
 
+        from app.core import cache
+
         key = tuple(sorted(role_ids))
-        cached = g.get("_permissions") if has_app_context() else None
-        if cached is None or cached[0] != key:
+
+        def load():
             rows = self.session.execute(
                 select(Permission.name, ViewMenu.name)
                 .join(PermissionView, PermissionView.permission_id == Permission.id)
@@ -225,10 +225,34 @@ class AppSecurityManager(SecurityManager):
                 .join(assoc_permissionview_role,
                       assoc_permissionview_role.c.permission_view_id == PermissionView.id)
                 .where(assoc_permissionview_role.c.role_id.in_(key))).all()
-            cached = (key, frozenset((p, v) for p, v in rows))
-            if has_app_context():
-                g._permissions = cached
-        return cached[1]
+            return frozenset((p, v) for p, v in rows)
+
+        return cache.cached(self.session, ("permissions", key), load)
+
+    def get_user_by_id(self, pk):
+        """The user of a request (Flask-Login's loader) in one query: with their roles, groups
+        and unit (FAB, then the tenancy scope, would load each in a query of its own), and the
+        number that tells whether the worker's caches are current (app.core.cache)."""
+        from flask_appbuilder.security.sqla.models import Group
+        from sqlalchemy import bindparam, select
+        from sqlalchemy.orm import joinedload
+
+        from app.core import cache
+
+        statement = self.__dict__.get("_user_statement")
+        if statement is None:  # built once: building it costs more than running it
+            model = self.user_model
+            statement = self._user_statement = (
+                select(model, cache.version_column())
+                .options(joinedload(model.roles),
+                         joinedload(model.groups).joinedload(Group.roles),
+                         joinedload(model.unit))
+                .where(model.id == bindparam("pk")))
+        row = self.session.execute(statement, {"pk": pk}).unique().first()
+        if row is None:
+            return None
+        cache.remember_version(self.session, row[1])
+        return row[0]
 
     def exist_permission_on_roles(self, view_name, permission_name, role_ids):
         return (permission_name, view_name) in self._role_permissions(role_ids)

@@ -1,0 +1,139 @@
+"""Per-worker caches of what rarely changes, kept exact by one version number in the database.
+
+The desk asks the same things on every scan: the school's loan rules, its circulation
+settings, its closed days, the school years, the permissions of the user's roles. They change
+a few times a year; asking the database for them cost several statements per request. Here
+each worker (process) keeps them, and one number says whether they are still current:
+
+- `config_version` is a one-row table. Database triggers (migration c8e3a4b5f603) add 1 to it
+  whenever a watched table (`WATCHED_TABLES`) changes, whoever changes it: a view, a service,
+  a Core statement, the CLI, psql, another worker. The new number is visible to the others
+  when that transaction commits, like the change itself.
+- A transaction reads the number once (`version`): for a web request, in the same query as the
+  logged-in user (app.core.security), so the check costs no statement of its own. An entry is
+  used only when it was stored under the same number; otherwise it is loaded again.
+- A session that changed a watched table itself (flush or DML statement, not yet committed)
+  sees its own changes: it bypasses the caches and stores nothing until its transaction ends
+  (its changes may still be rolled back). Only `text()` SQL run through that same session is
+  not noticed (the triggers still invalidate the entries for the next transaction).
+
+Values are shared by every request of the worker: they must be immutable (tuples, frozensets,
+frozen dataclasses), never ORM objects.
+"""
+import threading
+
+from flask_appbuilder import Model
+from sqlalchemy import Column, Integer, event, select
+from sqlalchemy.orm import Session
+
+# Changes to these tables change a cached value (circulation policies, permissions).
+WATCHED_TABLES = frozenset({
+    "loan_rule", "closed_day", "circulation_settings", "school_year", "document_type",
+    "reader_category", "ab_role", "ab_permission", "ab_view_menu", "ab_permission_view",
+    "ab_permission_view_role",
+})
+
+_VERSION = "_config_version"  # session.info: the number read in this transaction
+_DIRTY = "_config_dirty"  # session.info: this transaction changed a watched table
+
+
+class ConfigVersion(Model):
+    """One row (id 1): bumped by triggers when a table in WATCHED_TABLES changes."""
+
+    __tablename__ = "config_version"
+    __audited__ = False
+
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    version = Column(Integer, nullable=False, default=0)
+
+
+def version_column():
+    """The current number as a scalar subquery, to add to a query the request sends anyway."""
+    return (select(ConfigVersion.version).where(ConfigVersion.id == 1)
+            .scalar_subquery().label("config_version"))
+
+
+def remember_version(session, number):
+    """Note the number read by another query (the user load) for this transaction."""
+    if number is not None and _VERSION not in session.info:
+        session.info[_VERSION] = number
+
+
+def version(session):
+    """The number, read once per transaction (-1 if the row is missing: nothing is cached)."""
+    number = session.info.get(_VERSION)
+    if number is None:
+        number = session.execute(select(ConfigVersion.version).where(
+            ConfigVersion.id == 1)).scalar()
+        number = -1 if number is None else number
+        session.info[_VERSION] = number
+    return number
+
+
+_entries = {}  # key -> (version, value)
+_lock = threading.Lock()
+stats = {"hits": 0, "loads": 0}  # for the tests and the benchmark
+
+
+def cached(session, key, load):
+    """The value of `key` for this transaction: from the worker's cache when it was stored
+    under the current version number, else `load()` (stored unless this session has changed a
+    watched table, or the number is unknown)."""
+    if session.info.get(_DIRTY):
+        stats["loads"] += 1
+        return load()
+    number = version(session)  # read before loading: a newer value under an older number
+    # is harmless, the reverse is not possible. Keyed by database too (tests, benchmarks).
+    key = (session.get_bind().url, key)
+    entry = _entries.get(key)
+    if entry is not None and entry[0] == number and number >= 0:
+        stats["hits"] += 1
+        return entry[1]
+    value = load()
+    stats["loads"] += 1
+    if number >= 0:
+        with _lock:
+            _entries[key] = (number, value)
+    return value
+
+
+def clear():
+    """Forget every entry of this worker (tests)."""
+    with _lock:
+        _entries.clear()
+
+
+def _mark_dirty(session):
+    session.info[_DIRTY] = True
+    session.info.pop(_VERSION, None)
+
+
+def _watched(obj):
+    table = getattr(type(obj), "__table__", None)
+    return table is not None and table.name in WATCHED_TABLES
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session, flush_context):
+    # The lists still hold what this flush wrote.
+    if session.info.get(_DIRTY):
+        return
+    for objects in (session.new, session.dirty, session.deleted):
+        if any(_watched(obj) for obj in objects):
+            _mark_dirty(session)
+            return
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _dml(state):
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in WATCHED_TABLES:
+            _mark_dirty(state.session)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _end(session):
+    session.info.pop(_VERSION, None)
+    session.info.pop(_DIRTY, None)
