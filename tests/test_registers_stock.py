@@ -34,6 +34,7 @@ YEAR_2023 = "from=01/01/2023&to=31/12/2023"
 SINCE_2023 = "from=01/01/2023"
 DECISION = "07/QĐ-THCSND"
 STOCKTAKE = "Kiểm kê kho thử sổ"
+RECOUNT = "Kiểm kê lại sách tham khảo"
 
 
 def _user(session, username):
@@ -42,11 +43,12 @@ def _user(session, username):
 
 @pytest.fixture(scope="module")
 def stock(app):
-    """3 STK copies, 5 copies of a textbook and a map on a shelf of their own (intake of
+    """3 STK copies, 5 copies of a textbook, a children's book and a map on a shelf of their own (intake of
     10/03/2023); a round withdrawing one STK copy (worn out), the 5th textbook (outdated) and
     the map (not entered in the register) on 20/05/2023 by decision 07 of 28/04/2023; a
     stocktake of the shelf closed today: the 1st STK copy and textbooks 01–03 found, the 2nd
-    STK copy and textbook 04 missing (left for the next count)."""
+    STK copy and textbook 04 missing (left for the next count), the children's book found; a second count of the
+    shelf's STK copies closed after it: the 2nd copy found, the 1st missing."""
     from app.extensions import db
 
     with app.app_context():
@@ -77,6 +79,10 @@ def stock(app):
                                     intake=intake)
             textbooks = add_copies(session, school, sgk, series["SGK"], 5, location=shelf,
                                    intake=intake)
+            tales = _record(session, school, types, "Truyện cổ tích thử sổ", "Nhiều tác giả",
+                            "STN", 20000, klass="398.2")
+            children = add_copies(session, school, tales, series["STN"], 1, location=shelf,
+                                  intake=intake)
             maps = add_copies(session, school, atlas, series["STK"], 1, location=shelf,
                               intake=intake)
             stk_copies[2].note = "bìa rách"
@@ -99,18 +105,27 @@ def stock(app):
             # The stocktake of the shelf, through the service: scanned, then closed.
             st = stocktake.create_session(session, librarian, school.id, STOCKTAKE,
                                           local_today(), location_ids=[shelf.id])
-            for copy in [stk_copies[0], *textbooks[:3]]:
+            for copy in [stk_copies[0], *textbooks[:3], *children]:
                 stocktake.scan(session, librarian, school.id, st.id, copy.barcode)
             stocktake.close(session, librarian, school.id, st.id, MissingAction.leave)
             session.commit()
+            # A second count of the shelf's reference books the same day: the 2nd copy found
+            # this time, the 1st missing (the later stocktake of a year decides its mark).
+            again = stocktake.create_session(session, librarian, school.id, RECOUNT,
+                                             local_today(), location_ids=[shelf.id],
+                                             series_ids=[series["STK"].id])
+            stocktake.scan(session, librarian, school.id, again.id, stk_copies[1].barcode)
+            stocktake.close(session, librarian, school.id, again.id, MissingAction.leave)
+            session.commit()
         info = {"school": school, "intake": intake.register_number, "line": line.register_number,
-                "stk": [c.accession_label for c in stk_copies], "st_id": st.id,
-                "round_id": round_.id}
+                "stk": [c.accession_label for c in stk_copies],
+                "stn": children[0].accession_label}
         yield info
         session.rollback()
         for model in (StocktakeResult, StocktakeScan, StocktakeUnknown, StocktakeRegisterLine):
-            session.execute(delete(model).where(model.session_id == st.id))
-        session.execute(delete(StocktakeSession).where(StocktakeSession.id == st.id))
+            session.execute(delete(model).where(model.session_id.in_([st.id, again.id])))
+        session.execute(delete(StocktakeSession).where(StocktakeSession.id.in_([st.id,
+                                                                                 again.id])))
         session.execute(delete(WeedingItem).where(WeedingItem.round_id == round_.id))
         new_copies = (Copy.id > before[Copy], Copy.school_id == school.id)
         session.execute(delete(Copy).where(*new_copies))
@@ -158,22 +173,29 @@ def test_part_three_balance_of_the_period(login, stock):
     ws = workbook(login("thuvien").get(f"/registers/download/general?{YEAR_2023}"))[
         "Phần III – Kiểm kê"]
     top = header_row_index(ws)
-    assert data_rows(ws, top) == [["31.XII.2023", 8, 2, 6, 3 * 50000 + 5 * 8000 - 58000,
-                                   4, 0, 2, 0, 0, "Hiện còn đến 31.XII.2023"]]
+    assert data_rows(ws, top) == [["31.XII.2023", 9, 2, 7,
+                                   3 * 50000 + 5 * 8000 + 20000 - 58000, 4, 0, 2, 1, 0,
+                                   "Hiện còn đến 31.XII.2023"]]
     assert ws.cell(top + 1, 1).font.color.rgb == "FFC00000"
 
 
 def test_part_three_stocktake_line(login, stock):
-    """The stocktake of the shelf: its totals fixed at the close (in: 3 STK + 5 SGK; out: the
-    2 withdrawn; held: 2 STK + 4 SGK), the map left out; the register's balance last."""
+    """The stocktake of the shelf: its totals fixed at the close (in: 3 STK + 5 SGK + 1 STN;
+    out: the 2 withdrawn; held: 2 STK + 4 SGK + 1 STN), the map left out; the register's
+    balance last."""
     ws = workbook(login("thuvien").get(f"/registers/download/general?{SINCE_2023}"))[
         "Phần III – Kiểm kê"]
     rows = data_rows(ws, header_row_index(ws))
     [line] = [r for r in rows if (r[10] or "").startswith(STOCKTAKE)]
-    assert line[:10] == [roman_date(local_today()), 8, 2, 6, 2 * 50000 + 4 * 8000, 4, 0, 2, 0,
-                         0]
+    assert line[:10] == [roman_date(local_today()), 9, 2, 7, 2 * 50000 + 4 * 8000 + 20000,
+                         4, 0, 2, 1, 0]
     assert "một phần kho" in line[10] and "Kho thử sổ" in line[10]
     assert "2 bản thiếu" in line[10]
+    # The recount of the shelf's reference books, after it.
+    [recount] = [r for r in rows if (r[10] or "").startswith(RECOUNT)]
+    assert rows.index(recount) == rows.index(line) + 1
+    assert recount[:10] == [roman_date(local_today()), 3, 1, 2, 100000, 0, 0, 2, 0, 0]
+    assert "1 bản thiếu" in recount[10]
     assert rows[-1][0] == roman_date(local_today())
     assert rows[-1][10] == f"Hiện còn đến {roman_date(local_today())}"
 
@@ -182,7 +204,7 @@ def test_general_register_printed_with_parts_two_and_three(login, stock):
     html = text(login("hieutruong").get(f"/registers/print/general?{YEAR_2023}"))
     assert f"{DECISION}, 28/04/2023" in html and "20.V.2023" in html
     assert '<tr class="balance">' in html and "Hiện còn đến 31.XII.2023" in html
-    assert "132.000" in html
+    assert "152.000" in html
     assert "Không có biên bản xuất kho nào trong kỳ này." not in html
 
 
@@ -206,11 +228,22 @@ def test_individual_register_tick_column_and_weeding_note(login, stock):
     rows = data_rows(ws, top)
     # The map is not entered; one line per copy.
     assert [r[1] for r in rows] == stock["stk"]
-    assert [r[column] for r in rows] == ["C", "M", None]
+    # Two stocktakes this year: the recount, closed last, decides.
+    assert years.count(str(local_today().year)) == 1
+    assert [r[column] for r in rows] == ["M", "C", None]
     # The decision of the Part II line, written once (the withdrawal also put it at the head
     # of the copy's own note), then the copy's own note.
     assert rows[2][-1] == f"đã thanh lọc, QĐ số {DECISION} ngày 28/04/2023; bìa rách"
     assert rows[0][-1] is None and rows[1][-1] is None
+
+
+def test_individual_register_of_a_series_counted_once(login, stock):
+    ws = workbook(login("thuvien").get(
+        f"/registers/download/individual?series=STN&{YEAR_2023}")).worksheets[0]
+    top = header_row_index(ws)
+    column = values(ws)[top - 1].index(str(local_today().year))
+    rows = data_rows(ws, top)
+    assert [(r[1], r[column]) for r in rows] == [(stock["stn"], "C")]
 
 
 def test_textbook_register_marks(login, stock):

@@ -380,16 +380,17 @@ def _find_series(session, school_id, code, textbook=False):
     return series
 
 
-def individual_rows(session, school_id, series, period, years):
+def individual_rows(session, school_id, series, period, marks):
     """One line per copy of the series, by accession number, streamed in batches (copies of
-    document types not entered in the registers, such as maps, are left out)."""
+    document types not entered in the registers, such as maps, are left out); `marks`: the
+    stocktake tick columns [(year, subquery of (copy_id, mark))], joined in the query."""
     compensation = compensations(session, school_id)
-    marks = sources_stock.inventory_marks(session, school_id, series.id)
     weeded = sources_stock.weeding_notes(session, school_id, series.id)
     query = (
         select(Copy.id, Intake.received_on, Copy.accession_label, main_author(), Record.title,
                Record.volume, Record.place, Record.publisher, Record.year, Copy.price,
-               Record.class_number, Intake.register_number, Copy.status, Copy.note)
+               Record.class_number, Intake.register_number, Copy.status, Copy.note,
+               *[sub.c.mark for _year, sub in marks])
         .join(Record, Record.id == Copy.record_id)
         .outerjoin(Intake, Intake.id == Copy.intake_id)
         .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
@@ -399,20 +400,22 @@ def individual_rows(session, school_id, series, period, years):
                *_date_conditions(Intake.received_on, period))
         .order_by(Copy.accession_number)
         .execution_options(yield_per=BATCH))
+    for _year, sub in marks:
+        query = query.outerjoin(sub, sub.c.copy_id == Copy.id)
     for (copy_id, received_on, label, author, title, volume, place, publisher, year, price,
-         class_number, register_number, status, note) in session.execute(query):
+         class_number, register_number, status, note, *ticks) in session.execute(query):
         name = title if not volume or volume in title else f"{title}. {volume}"
         if author:
             name = f"{author}. {name}"
-        copy_marks = marks.get(copy_id, {})
         yield [received_on, label, name, place, publisher, year, price, class_number,
-               register_number, *([copy_marks.get(y, "") for y in years] or [""]),
+               register_number, *(ticks or [""]),
                copy_note(status, note, weeded.get(copy_id), compensation.get(copy_id))]
 
 
 def individual_register(session, school, period, series_code):
     series = _find_series(session, school.id, series_code)
-    years = sources_stock.inventory_years(session, school.id, series.id)
+    marks = sources_stock.inventory_mark_columns(session, school.id, series.id)
+    years = [year for year, _sub in marks]
     stocktake = gettext("Stocktake")
     columns = [
         Column(gettext("Date entered"), 11, "rdate"),
@@ -428,7 +431,7 @@ def individual_register(session, school, period, series_code):
           or [Column(stocktake, 9)]),
         Column(gettext("Note"), 24),
     ]
-    rows = individual_rows(session, school.id, series, period, years)
+    rows = individual_rows(session, school.id, series, period, marks)
     stem = gettext("individual-register")  # (outside the f-string: pybabel extracts it)
     sheet = Sheet(series.code, columns, [Section(rows)],
                   empty_text=gettext("No copy in this period."))
@@ -495,8 +498,8 @@ def _textbook_line(record, run, marks):
     weeded = [f"{c.accession_number:02d}" for c in run if c.status == CopyStatus.withdrawn]
     found = defaultdict(list)
     for c in run:
-        for _year, mark in sorted(marks.get(c.id, {}).items())[-1:]:
-            found[mark].append(f"{c.accession_number:02d}")
+        if c.id in marks:
+            found[marks[c.id]].append(f"{c.accession_number:02d}")
     mc = "; ".join(f"{mark}: {', '.join(numbers)}" for mark, numbers in sorted(found.items()))
     notes = []
     if lost:

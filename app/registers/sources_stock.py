@@ -1,7 +1,7 @@
 """Register lines fed by the stocktake (kiểm kê, app/stocktake/) and the weeding rounds
 (thanh lọc, xuất kho, app/weeding/).
 
-The registers read these five functions only; each reads what those domains stored when a
+The registers read these functions only; each reads what those domains stored when a
 stocktake was closed or a round withdrawn (nothing is recomputed from live data), through
 their own services:
 
@@ -9,8 +9,10 @@ their own services:
   of StockWithdrawal, with their copies by reason and document type);
 - Part III: the closed sessions (`app.stocktake.services.closed_sessions`) and their lines
   (StocktakeRegisterLine, `register_lines`), fixed at the close;
-- the tick columns of the individual register and the M/C marks of the textbook register:
-  StocktakeResult.mark of each copy (`copy_marks`, one set-based query streamed);
+- the tick columns of the individual register: StocktakeResult.mark of each copy, one
+  subquery per stocktake year that the register outer-joins to its copies (streamed with
+  its lines); the M/C marks of the textbook register: the same marks read by
+  `app.stocktake.services.copy_marks`, one set-based query per stocktake;
 - the "đã thanh lọc, QĐ số ..." note of a weeded copy: the decision of its Part II line
   (`app.weeding.services.decision_note`).
 
@@ -24,12 +26,13 @@ from collections import defaultdict
 from decimal import Decimal
 
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from app.catalog.models import DocumentType
 from app.collection.models import Copy
 from app.core.i18n import format_date
 from app.stocktake import services as stocktake
+from app.stocktake.models import StocktakeResult
 from app.weeding import services as weeding
 from app.weeding.models import StockWithdrawal, WeedingReason
 
@@ -148,31 +151,39 @@ def _stocktake_years(session, school_id, series_id):
     return sorted(years.items())
 
 
-def inventory_years(session, school_id, series_id):
-    """The stocktake years shown as tick columns ("2025") of a Sổ đăng ký cá biệt: the years
-    of the school's closed stocktakes that counted copies of the series (the register prints
-    one empty "Stocktake" column to tick by hand when there is none)."""
-    return [year for year, _ids in _stocktake_years(session, school_id, series_id)]
+def inventory_mark_columns(session, school_id, series_id):
+    """The stocktake tick columns of a Sổ đăng ký cá biệt: [(year, subquery)], one per year
+    of the school's closed stocktakes that counted copies of the series (none: the register
+    prints one empty "Stocktake" column to tick by hand). Each subquery has the columns
+    (copy_id, mark): the copy's mark that year, "C" (còn: found or on loan) or "M" (mất,
+    missing), the last stocktake of the year deciding. The register outer-joins them to its
+    copies: the marks stream with the lines (nothing held in memory for 50,000 copies)."""
+    result = StocktakeResult
+    out = []
+    for year, ids in _stocktake_years(session, school_id, series_id):
+        if len(ids) == 1:
+            sub = select(result.copy_id, result.mark).where(result.session_id == ids[0])
+        else:
+            position = case({st_id: n for n, st_id in enumerate(ids)}, value=result.session_id)
+            ranked = select(result.copy_id, result.mark, func.row_number().over(
+                partition_by=result.copy_id, order_by=position.desc()).label("row_rank")).where(
+                result.session_id.in_(ids)).subquery()
+            sub = select(ranked.c.copy_id, ranked.c.mark).where(ranked.c.row_rank == 1)
+        out.append((year, sub.subquery(f"marks_{year}")))
+    return out
 
 
 def inventory_marks(session, school_id, series_id):
-    """{copy id: {year: mark}} of the copies of one accession series: the stocktake result
-    of each copy, "C" (còn, found or on loan) or "M" (mất, missing), the last stocktake of a
-    year deciding. Used by the Sổ đăng ký cá biệt tick columns and the M/C column of the
-    textbook register. One set-based query for the whole series."""
-    year_of, order = {}, {}
-    for year, ids in _stocktake_years(session, school_id, series_id):
-        for position, st_id in enumerate(ids):
-            year_of[st_id], order[st_id] = year, position
-    marks = defaultdict(dict)
-    rank = {}
-    for copy_id, st_id, mark in stocktake.copy_marks(session, school_id, [series_id],
-                                                     year_of):
-        key = (copy_id, year_of[st_id])
-        if rank.get(key, -1) < order[st_id]:
-            rank[key] = order[st_id]
-            marks[copy_id][year_of[st_id]] = mark
-    return dict(marks)
+    """{copy id: mark} of the copies of one accession series at their last stocktake: "C"
+    (còn, found or on loan) or "M" (mất, missing); the M/C column of the textbook register.
+    One set-based query per closed stocktake that counted the series, the later overriding."""
+    marks = {}
+    for _year, ids in _stocktake_years(session, school_id, series_id):
+        for st_id in ids:
+            for copy_id, _st_id, mark in stocktake.copy_marks(session, school_id, [series_id],
+                                                             [st_id]):
+                marks[copy_id] = mark
+    return marks
 
 
 def weeding_notes(session, school_id, series_id):
