@@ -43,12 +43,13 @@ def _user(session, username):
 
 @pytest.fixture(scope="module")
 def stock(app):
-    """3 STK copies, 5 copies of a textbook, a children's book and a map on a shelf of their own (intake of
-    10/03/2023); a round withdrawing one STK copy (worn out), the 5th textbook (outdated) and
-    the map (not entered in the register) on 20/05/2023 by decision 07 of 28/04/2023; a
-    stocktake of the shelf closed today: the 1st STK copy and textbooks 01–03 found, the 2nd
-    STK copy and textbook 04 missing (left for the next count), the children's book found; a second count of the
-    shelf's STK copies closed after it: the 2nd copy found, the 1st missing."""
+    """3 STK copies, 5 copies of a textbook, a children's book and a map on a shelf of their
+    own (intake of 10/03/2023); a round withdrawing one STK copy (worn out), the 5th textbook
+    (outdated) and the map (not entered in the register) on 20/05/2023 by decision 07 of
+    28/04/2023; a stocktake of the shelf closed today: the 1st STK copy, textbooks 01–03
+    and the children's book found, the 2nd STK copy and textbook 04 missing (left for the
+    next count); a second count of the shelf's STK copies closed after it: the 2nd copy
+    found, the 1st missing."""
     from app.extensions import db
 
     with app.app_context():

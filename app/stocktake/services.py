@@ -813,8 +813,8 @@ def closed_sessions(session, school_id, start=None, end=None):
         StocktakeSession.school_id == school_id,
         StocktakeSession.status == SessionStatus.closed)
         .order_by(StocktakeSession.closed_at, StocktakeSession.id)).all()
-    return [st for st in sessions
-            if (start is None or closed_on(st) >= start) and (end is None or closed_on(st) <= end)]
+    return [st for st in sessions if (start is None or closed_on(st) >= start)
+            and (end is None or closed_on(st) <= end)]
 
 
 def copy_marks(session, school_id, series_ids, session_ids):

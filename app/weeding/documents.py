@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from app.core.i18n import format_date, local_today
 from app.org.models import AppUser, OrgUnit, UnitKind
-from app.registers.layout import roman_date  # noqa: F401 (the weeding pages use it too)
+from app.registers.layout import roman_date
 from app.weeding import services
 from app.weeding.models import RoundStatus, WeedingReason
 
