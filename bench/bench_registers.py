@@ -16,6 +16,9 @@ ORM objects, no audit rows: this is generated data). Then:
    constant_memory writer, into a file; the subprocess also reports its resident memory
    before the export (the application alone) and, in a separate run, the peak of Python
    allocations during the export (tracemalloc, which slows it: not used for the time);
+   The copies have the history the stocktake and weeding modules leave: one Part II line
+   withdrawing the weeded 1 %, and two closed stocktakes (2024, 2025) with a C / M mark for
+   every copy held (two tick columns, the weeding notes);
 2. the same download over the Flask test client (GET /registers/download/individual), in
    this process;
 3. the registers page (/registers/) and printed pages, as the librarian, median and p95.
@@ -180,6 +183,7 @@ def generate(app, copies, per_record, seed=1):
             s.execute(insert(Counter.__table__).values(school_id=school.id, key=key,
                                                        last_value=last))
         s.commit()
+        history = stock_history(s, school, [r for r in rows], rnd)
         seconds = time.perf_counter() - started
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -190,7 +194,67 @@ def generate(app, copies, per_record, seed=1):
         total = s.scalar(select(func.count()).select_from(Copy).where(
             Copy.school_id == school.id, Copy.series_id == series.id))
         return {"records": n_records, "copies": copies, "intakes": n_intakes,
-                "insert_s": round(seconds, 1), "stk_copies_in_school": total}
+                "insert_s": round(seconds, 1), "stk_copies_in_school": total, **history}
+
+
+STOCKTAKE_YEARS = (2024, 2025)
+
+
+def stock_history(s, school, rows, rnd):
+    """What the stocktake and weeding modules leave behind, written directly: the weeded
+    copies (1 %) withdrawn by one Part II line (decision, Copy.withdrawal_id, the note), and
+    two closed stocktakes of the whole collection (2024, 2025) with a result (C / M mark)
+    for every copy on the register (2 % missing each time): the individual register then
+    has two tick columns and the weeding notes to read."""
+    from sqlalchemy import func, insert, select, update
+
+    from app.collection.models import Copy
+    from app.stocktake.models import StocktakeResult, StocktakeSession
+    from app.weeding.models import StockWithdrawal, WeedingRound
+
+    now = datetime.datetime(2025, 12, 1, 3)
+    next_round = (s.scalar(select(func.max(WeedingRound.number)).where(
+        WeedingRound.school_id == school.id)) or 0) + 1
+    round_id = s.execute(insert(WeedingRound.__table__).values(
+        school_id=school.id, number=next_round, name="Thanh lọc 2024", status="withdrawn",
+        created_at=now, decision_number="12/QĐ-THCS", decision_date=datetime.date(2024, 5, 15),
+        disposal_method="liquidate", withdrawn_on=datetime.date(2024, 6, 1))
+        .returning(WeedingRound.__table__.c.id)).scalar()
+    weeded = [r for r in rows if r["status"] == "withdrawn"]
+    next_line = (s.scalar(select(func.max(StockWithdrawal.register_number)).where(
+        StockWithdrawal.school_id == school.id)) or 0) + 1
+    line_id = s.execute(insert(StockWithdrawal.__table__).values(
+        school_id=school.id, register_number=next_line, withdrawn_on=datetime.date(2024, 6, 1),
+        document_number="12/QĐ-THCS", document_date=datetime.date(2024, 5, 15),
+        round_id=round_id, copies_count=len(weeded),
+        total_value=sum(r["price"] for r in weeded), note="Thanh lý")
+        .returning(StockWithdrawal.__table__.c.id)).scalar()
+    ids = [r["id"] for r in weeded]
+    for k in range(0, len(ids), 5000):
+        s.execute(update(Copy.__table__).where(Copy.__table__.c.id.in_(ids[k:k + 5000]))
+                  .values(withdrawal_id=line_id,
+                          note="đã thanh lọc, QĐ số 12/QĐ-THCS ngày 15/05/2024"))
+    held = [r for r in rows if r["status"] != "withdrawn"]
+    results = 0
+    for year in STOCKTAKE_YEARS:
+        closed = datetime.datetime(year, 11, 20, 3)
+        st_id = s.execute(insert(StocktakeSession.__table__).values(
+            school_id=school.id, name=f"Kiểm kê năm {year}", started_on=closed.date(),
+            status="closed", location_ids=[], series_ids=[], document_type_ids=[],
+            expected_count=len(held), created_at=closed, closed_at=closed,
+            missing_action="leave").returning(StocktakeSession.__table__.c.id)).scalar()
+        values = []
+        for r in held:
+            missing = rnd.random() < 0.02
+            values.append(dict(school_id=school.id, session_id=st_id, copy_id=r["id"],
+                               outcome="missing" if missing else "found",
+                               mark="M" if missing else "C", marked_lost=False,
+                               price=r["price"]))
+        for k in range(0, len(values), 5000):
+            s.execute(insert(StocktakeResult.__table__), values[k:k + 5000])
+        results += len(values)
+    s.commit()
+    return {"weeded_copies": len(weeded), "stocktake_results": results}
 
 
 # --- The export, in a subprocess -----------------------------------------------------------
@@ -262,13 +326,16 @@ def verify(path):
 
     book = openpyxl.load_workbook(path, read_only=True)
     ws = book.worksheets[0]
-    rows = 0
+    rows = marked = weeded = 0
     last = None
     for row in ws.iter_rows(values_only=True):
         if row and isinstance(row[1], str) and row[1].startswith("STK-"):
             rows += 1
             last = row[1]
-    return {"copy_rows": rows, "last_accession": last}
+            marked += sum(1 for v in row[9:-1] if v in ("C", "M"))
+            weeded += isinstance(row[-1], str) and row[-1].startswith("đã thanh lọc, QĐ số")
+    return {"copy_rows": rows, "last_accession": last, "stocktake_marks": marked,
+            "weeding_notes": weeded}
 
 
 # --- Pages --------------------------------------------------------------------------------

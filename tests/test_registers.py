@@ -248,14 +248,21 @@ def test_general_register_in_excel(login, data):
     total = values(ws)[top + 2 + len(rows)]
     assert total[0] == "Tổng cộng"
     assert total[4:11] == [24, 370000 + 187000, 18, 2, 4, 0, 0]
-    # Parts II and III: their header and no line (no withdrawal or stocktake data yet).
+    # Parts II and III: their header; no withdrawal nor stocktake in 2024 (the weeded copy
+    # was not withdrawn by a Part II line): Part III holds only the "Hiện còn" balance, in red.
     for name, first in (("Phần II – Xuất kho", "Ngày xuất"), ("Phần III – Kiểm kê",
                                                              "Ngày kiểm kê")):
         part = book[name]
         check_layout(part, "SỔ ĐĂNG KÝ TỔNG QUÁT")
         top = header_row_index(part) - 2
         assert values(part)[top][0] == first
-        assert data_rows(part, top + 2) == []
+    part = book["Phần II – Xuất kho"]
+    assert data_rows(part, header_row_index(part)) == []
+    part = book["Phần III – Kiểm kê"]
+    top = header_row_index(part)
+    assert data_rows(part, top) == [["31.XII.2024", 24, 0, 24, 557000, 18, 2, 4, 0, 0,
+                                     "Hiện còn đến 31.XII.2024"]]
+    assert part.cell(top + 1, 1).font.b and part.cell(top + 1, 1).font.color.rgb == "FFC00000"
 
 
 def test_general_register_printed(login, data):

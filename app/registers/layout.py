@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import re
 import tempfile
+import types
 from decimal import Decimal
 from typing import Iterable, List, Optional
 
@@ -95,8 +96,10 @@ class Section:
     a new printed page when `page_break` is set. Iterating it sums the total columns."""
 
     def __init__(self, rows: Iterable, heading: str = None, heading_right: str = None,
-                 page_break: bool = False, totals: bool = True, total_label: str = None):
+                 page_break: bool = False, totals: bool = True, total_label: str = None,
+                 emphasis: bool = False):
         self._rows = rows
+        self.emphasis = emphasis  # rows in bold red: the "Hiện còn đến ..." balance line
         self.heading = heading
         self.heading_right = heading_right
         self.page_break = page_break
@@ -247,12 +250,10 @@ class _Formats:
         self.heading = add(bold=True, font_size=12)
         self.heading_right = add(bold=True, font_size=12, align="right")
         self.header = add(bold=True, align="center", valign="vcenter", text_wrap=True, border=1)
-        cell = dict(border=1, valign="top")
-        self.text = add(text_wrap=True, **cell)
-        self.int = add(num_format="0", align="center", **cell)
-        self.money = add(num_format="#,##0", **cell)
-        self.date = add(num_format="dd/mm/yyyy", align="center", **cell)
-        self.rdate = add(align="center", **cell)
+        self._cells(self, add)
+        # The balance line ("Hiện còn đến ..."), traditionally written in red.
+        self.emphasis = types.SimpleNamespace()
+        self._cells(self.emphasis, add, bold=True, font_color="#C00000")
         self.total_label = add(bold=True, border=1)
         self.total_int = add(bold=True, border=1, num_format="0", align="center")
         self.total_money = add(bold=True, border=1, num_format="#,##0")
@@ -261,6 +262,15 @@ class _Formats:
         self.sign_role = add(bold=True, align="center")
         self.sign_hint = add(italic=True, align="center", font_size=10)
         self.plain = add()
+
+    @staticmethod
+    def _cells(target, add, **extra):
+        cell = dict(border=1, valign="top", **extra)
+        target.text = add(text_wrap=True, **cell)
+        target.int = add(num_format="0", align="center", **cell)
+        target.money = add(num_format="#,##0", **cell)
+        target.date = add(num_format="dd/mm/yyyy", align="center", **cell)
+        target.rdate = add(align="center", **cell)
 
 
 def _sheet_name(text, used):
@@ -410,8 +420,13 @@ def _write_sheet(book, fmt, register, head, sheet, name):
     row += len(layout)
     ws.repeat_rows(first_header, row - 1)
     breaks = []
-    writers = _cell_writers(ws, columns, fmt)
+    plain_writers = _cell_writers(ws, columns, fmt)
+    emphasis_writers = None
     for section in sheet.sections:
+        writers = plain_writers
+        if section.emphasis:
+            emphasis_writers = emphasis_writers or _cell_writers(ws, columns, fmt.emphasis)
+            writers = emphasis_writers
         if section.heading or section.heading_right:
             if section.page_break and row > first_header + len(layout):
                 if len(breaks) < MAX_PAGE_BREAKS:

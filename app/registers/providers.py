@@ -4,7 +4,7 @@ printed page both draw what they return; they never read the request.
 
 Registers are views over the data, not data of their own (registers.md): intakes and
 copies (app.collection), records (app.catalog), loans and reading-room use
-(app.circulation). Parts fed by stocktake and weeding read app.registers.pending_sources.
+(app.circulation). Parts fed by stocktake and weeding read app.registers.sources_stock.
 """
 import dataclasses
 import datetime
@@ -20,8 +20,11 @@ from app.circulation.models import Compensation, Loan, LoanStatus
 from app.collection.models import AccessionSeries, Copy, CopyStatus, Intake
 from app.core.errors import ValidationError
 from app.core.i18n import DATE_FORMAT, collation_key, fold, format_date, local_today
-from app.registers import pending_sources
-from app.registers.layout import Column, Period, Register, Section, Sheet, money_text
+from app.registers import sources_stock
+from app.registers.layout import (
+    Column, Period, Register, Section, Sheet, money_text, roman_date,
+)
+from app.weeding.models import StockWithdrawal
 
 BATCH = 2000  # rows fetched at a time from the database (yield_per / server-side cursor)
 TYPE_CODES = ("SGK", "SNV", "STK", "STN")  # the breakdown columns of the general register
@@ -155,6 +158,8 @@ def copy_note(status, note, weeded_note=None, compensation=None):
     own = (note or "").strip()
     if weeded_note:
         parts.append(weeded_note)
+        # The withdrawal wrote the same words at the head of the copy's own note.
+        own = own.replace(weeded_note, "", 1).strip().strip(";").strip()
     elif status == CopyStatus.withdrawn and "thanh loc" not in fold(own):
         parts.append(gettext("weeded"))
     if status == CopyStatus.lost and "mat" not in fold(own).split():
@@ -302,18 +307,54 @@ def general_intake_lines(session, school_id, period):
     return lines
 
 
+def general_balance_line(session, school_id, period):
+    """The "Hiện còn đến ..." line closing Part III (registers.md §2): the register's
+    balance at the end of the period (today for an open period), from its own parts: the
+    copies taken in by Part I up to that day, less those withdrawn by Part II up to that
+    day, with their money and the copies held by type. In the columns of
+    `general_part3_columns()`; a line of zeros when nothing was ever taken in."""
+    end = min(period.end or local_today(), local_today())
+
+    def counts(*conditions):
+        query = (select(DocumentType.code, func.count(), func.sum(Copy.price))
+                 .select_from(Copy).join(Intake, Intake.id == Copy.intake_id)
+                 .join(Record, Record.id == Copy.record_id)
+                 .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
+                 .where(Copy.school_id == school_id, Intake.received_on <= end, IN_REGISTERS,
+                        *conditions)
+                 .group_by(DocumentType.code))
+        by_type, total, money = defaultdict(int), 0, 0
+        for code, count, amount in session.execute(query):
+            by_type[type_bucket(code)] += count
+            total += count
+            money += int(amount or 0)
+        return by_type, total, money
+
+    in_types, taken_in, money_in = counts()
+    out_types, taken_out, money_out = counts(Copy.withdrawal_id.in_(
+        select(StockWithdrawal.id).where(StockWithdrawal.school_id == school_id,
+                                         StockWithdrawal.withdrawn_on <= end)))
+    held = {key: in_types.get(key, 0) - out_types.get(key, 0) for key in (*TYPE_CODES, "other")}
+    return [end, taken_in, taken_out, taken_in - taken_out, money_in - money_out,
+            *[held[code] for code in TYPE_CODES], held["other"],
+            gettext("Remaining on %(date)s", date=roman_date(end))]
+
+
 def general_register(session, school, period):
     part1 = Sheet(gettext("Part I – Intakes"), general_part1_columns(),
                   [Section(general_intake_lines(session, school.id, period))],
                   heading=gettext("PART I – INTAKES"),
                   empty_text=gettext("No intake in this period."))
     part2 = Sheet(gettext("Part II – Withdrawals"), general_part2_columns(),
-                  [Section(pending_sources.withdrawal_lines(session, school.id, period))],
+                  [Section(sources_stock.withdrawal_lines(session, school.id, period))],
                   heading=gettext("PART II – WITHDRAWALS"),
                   empty_text=gettext("No withdrawal in this period."))
+    stocktakes = sources_stock.inventory_lines(session, school.id, period)
+    balance = general_balance_line(session, school.id, period)
     part3 = Sheet(gettext("Part III – Stocktakes"), general_part3_columns(),
-                  [Section(pending_sources.inventory_lines(session, school.id, period),
-                           totals=False)],
+                  [Section(stocktakes, totals=False),
+                   Section([balance] if balance and (stocktakes or balance[1]) else [],
+                           totals=False, emphasis=True)],
                   heading=gettext("PART III – ANNUAL STOCKTAKE"),
                   empty_text=gettext("No stocktake in this period."))
     return Register("general", gettext("General accession register"), None, period,
@@ -339,16 +380,17 @@ def _find_series(session, school_id, code, textbook=False):
     return series
 
 
-def individual_rows(session, school_id, series, period, years):
+def individual_rows(session, school_id, series, period, marks):
     """One line per copy of the series, by accession number, streamed in batches (copies of
-    document types not entered in the registers, such as maps, are left out)."""
+    document types not entered in the registers, such as maps, are left out); `marks`: the
+    stocktake tick columns [(year, subquery of (copy_id, mark))], joined in the query."""
     compensation = compensations(session, school_id)
-    marks = pending_sources.inventory_marks(session, school_id, series.id)
-    weeded = pending_sources.weeding_notes(session, school_id, series.id)
+    weeded = sources_stock.weeding_notes(session, school_id, series.id)
     query = (
         select(Copy.id, Intake.received_on, Copy.accession_label, main_author(), Record.title,
                Record.volume, Record.place, Record.publisher, Record.year, Copy.price,
-               Record.class_number, Intake.register_number, Copy.status, Copy.note)
+               Record.class_number, Intake.register_number, Copy.status, Copy.note,
+               *[sub.c.mark for _year, sub in marks])
         .join(Record, Record.id == Copy.record_id)
         .outerjoin(Intake, Intake.id == Copy.intake_id)
         .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
@@ -358,20 +400,22 @@ def individual_rows(session, school_id, series, period, years):
                *_date_conditions(Intake.received_on, period))
         .order_by(Copy.accession_number)
         .execution_options(yield_per=BATCH))
+    for _year, sub in marks:
+        query = query.outerjoin(sub, sub.c.copy_id == Copy.id)
     for (copy_id, received_on, label, author, title, volume, place, publisher, year, price,
-         class_number, register_number, status, note) in session.execute(query):
+         class_number, register_number, status, note, *ticks) in session.execute(query):
         name = title if not volume or volume in title else f"{title}. {volume}"
         if author:
             name = f"{author}. {name}"
-        copy_marks = marks.get(copy_id, {})
         yield [received_on, label, name, place, publisher, year, price, class_number,
-               register_number, *([copy_marks.get(y, "") for y in years] or [""]),
+               register_number, *(ticks or [""]),
                copy_note(status, note, weeded.get(copy_id), compensation.get(copy_id))]
 
 
 def individual_register(session, school, period, series_code):
     series = _find_series(session, school.id, series_code)
-    years = pending_sources.inventory_years(session, school.id, series.id)
+    marks = sources_stock.inventory_mark_columns(session, school.id, series.id)
+    years = [year for year, _sub in marks]
     stocktake = gettext("Stocktake")
     columns = [
         Column(gettext("Date entered"), 11, "rdate"),
@@ -387,7 +431,7 @@ def individual_register(session, school, period, series_code):
           or [Column(stocktake, 9)]),
         Column(gettext("Note"), 24),
     ]
-    rows = individual_rows(session, school.id, series, period, years)
+    rows = individual_rows(session, school.id, series, period, marks)
     stem = gettext("individual-register")  # (outside the f-string: pybabel extracts it)
     sheet = Sheet(series.code, columns, [Section(rows)],
                   empty_text=gettext("No copy in this period."))
@@ -421,7 +465,7 @@ def textbook_sections(session, school_id, period):
         .execution_options(yield_per=BATCH)).all()
     marks = {}
     for series_id in series_ids:
-        marks.update(pending_sources.inventory_marks(session, school_id, series_id))
+        marks.update(sources_stock.inventory_marks(session, school_id, series_id))
     by_title = defaultdict(list)  # (title, volume) -> lines
     for record_id, copies in itertools.groupby(rows, key=lambda r: r.record_id):
         record = records[record_id]
@@ -454,8 +498,8 @@ def _textbook_line(record, run, marks):
     weeded = [f"{c.accession_number:02d}" for c in run if c.status == CopyStatus.withdrawn]
     found = defaultdict(list)
     for c in run:
-        for _year, mark in sorted(marks.get(c.id, {}).items())[-1:]:
-            found[mark].append(f"{c.accession_number:02d}")
+        if c.id in marks:
+            found[marks[c.id]].append(f"{c.accession_number:02d}")
     mc = "; ".join(f"{mark}: {', '.join(numbers)}" for mark, numbers in sorted(found.items()))
     notes = []
     if lost:

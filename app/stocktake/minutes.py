@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.catalog.models import Record
 from app.collection.models import Copy, CopyStatus, Location
 from app.core.enums import N_
-from app.core.i18n import format_date, local_date
+from app.core.i18n import format_date
 from app.org.models import AppUser, OrgUnit, UnitKind
 from app.stocktake import services
 from app.stocktake.models import Outcome, StocktakeResult
@@ -30,7 +30,7 @@ def _place(department):
 def minutes_data(session, st):
     school = session.get(OrgUnit, st.school_id)
     department = _department(session)
-    closed_on = local_date(st.closed_at)
+    closed_on = services.closed_on(st)
     damaged = session.execute(
         select(Copy.accession_label, Copy.barcode, Record.title, Location.name, Copy.price)
         .select_from(StocktakeResult)

@@ -24,7 +24,7 @@ from app.collection.models import AccessionSeries, Copy, CopyStatus, LibrarySett
 from app.core.audit import AuditLog
 from app.core.bulk import insert_rows
 from app.core.errors import DomainError
-from app.core.i18n import format_date, local_today
+from app.core.i18n import format_date, local_date, local_today
 from app.core.tenancy import guard_rows
 from app.org.models import OrgLink, OrgUnit, UnitKind
 from app.stocktake.models import (
@@ -798,6 +798,51 @@ def register_lines(session, st_id):
     return session.scalars(select(StocktakeRegisterLine).where(
         StocktakeRegisterLine.session_id == st_id).order_by(StocktakeRegisterLine.position)
     ).all()
+
+
+def closed_on(st):
+    """The day (in Vietnam) a session was closed: the stocktake's date in the general
+    register's Part III, the individual register's columns and the minutes."""
+    return local_date(st.closed_at)
+
+
+def closed_sessions(session, school_id, start=None, end=None):
+    """The school's closed sessions in the order they were closed; only those closed from
+    `start` to `end` (days in Vietnam, both included; None: no limit)."""
+    sessions = session.scalars(select(StocktakeSession).where(
+        StocktakeSession.school_id == school_id,
+        StocktakeSession.status == SessionStatus.closed)
+        .order_by(StocktakeSession.closed_at, StocktakeSession.id)).all()
+    return [st for st in sessions if (start is None or closed_on(st) >= start)
+            and (end is None or closed_on(st) <= end)]
+
+
+def copy_marks(session, school_id, series_ids, session_ids):
+    """The inventory marks (C / M) of the copies of these accession series in these closed
+    sessions, one set-based query streamed in batches: yields (copy id, session id, mark)."""
+    if not series_ids or not session_ids:
+        return
+    query = (select(StocktakeResult.copy_id, StocktakeResult.session_id, StocktakeResult.mark)
+             .join(Copy, Copy.id == StocktakeResult.copy_id)
+             .where(StocktakeResult.school_id == school_id,
+                    StocktakeResult.session_id.in_(list(session_ids)),
+                    Copy.school_id == school_id, Copy.series_id.in_(list(series_ids)))
+             .execution_options(yield_per=5000))
+    yield from session.execute(query)
+
+
+def sessions_with_copies_of(session, school_id, series_id, session_ids):
+    """Those of the closed sessions `session_ids` that have a result for a copy of the
+    series (the sessions that counted it, whole or in part)."""
+    if not session_ids:
+        return set()
+    counted = (select(StocktakeResult.id).join(Copy, Copy.id == StocktakeResult.copy_id)
+               .where(StocktakeResult.session_id == StocktakeSession.id,
+                      Copy.school_id == school_id, Copy.series_id == series_id)
+               .correlate(StocktakeSession).exists())
+    return set(session.scalars(select(StocktakeSession.id).where(
+        StocktakeSession.school_id == school_id,
+        StocktakeSession.id.in_(list(session_ids)), counted)))
 
 
 def result_list(session, st, outcome, limit=None):

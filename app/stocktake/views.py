@@ -28,6 +28,7 @@ from app.core.tenancy import current_scope, school_choices, scoped_school
 from app.core.uploads import PendingUploads
 from app.extensions import db
 from app.org.models import OrgUnit
+from app.registers.layout import roman_date
 from app.stocktake import minutes, services
 from app.stocktake.models import (
     MissingAction, ScanVia, SessionStatus, StocktakeCampaign, StocktakeSession,
@@ -335,25 +336,15 @@ class StocktakeView(BaseView):
         school = scoped_school(request.args.get("school"))
         sessions, marks = [], []
         if school is not None:
-            sessions = db.session.scalars(select(StocktakeSession).where(
-                StocktakeSession.school_id == school.id,
-                StocktakeSession.status == SessionStatus.closed)
-                .order_by(StocktakeSession.closed_at, StocktakeSession.id)).all()
+            sessions = services.closed_sessions(db.session, school.id)
             marks = services.textbook_marks(db.session, school.id)
         lines = {st.id: services.register_lines(db.session, st.id) for st in sessions}
         return self.render_template(
             "stocktake/register.html", school=school, schools=school_choices(),
             sessions=sessions, lines=lines, marks=marks, roman_date=roman_date,
-            money=minutes.money, headings=minutes.register_headings(),
+            closed_on=services.closed_on, money=minutes.money,
+            headings=minutes.register_headings(),
             title=_l("General register – Part III (inventory)"))
-
-
-ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
-
-
-def roman_date(day):
-    """"26.XI.2007": the general register's date format (registers.md §2)."""
-    return f"{day.day}.{ROMAN[day.month - 1]}.{day.year}" if day else ""
 
 
 class StocktakeCampaignView(BaseView):

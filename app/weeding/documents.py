@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from app.core.i18n import format_date, local_today
 from app.org.models import AppUser, OrgUnit, UnitKind
+from app.registers.layout import roman_date
 from app.weeding import services
 from app.weeding.models import RoundStatus, WeedingReason
 
@@ -359,14 +360,6 @@ def register_document(session, school, today=None):
                      + [""] * (len(reasons) + 2))
         doc.signatures = [(gettext("LIBRARIAN"), ""), (gettext("PRINCIPAL"), "")]
         return doc
-
-
-ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
-
-
-def roman_date(day):
-    """Dates of the general register: '26.XI.2007' (registers.md §2)."""
-    return f"{day.day}.{ROMAN[day.month - 1]}.{day.year}" if day else ""
 
 
 # --- Excel --------------------------------------------------------------------------------

@@ -408,9 +408,15 @@ def withdrawable_from(round_):
 def weeded_note(round_):
     """The annotation of the individual register (TT 02/2020 Art. 28), always in Vietnamese:
     it is written in the school's official register."""
+    return decision_note(round_.decision_number, round_.decision_date)
+
+
+def decision_note(number, date):
+    """"đã thanh lọc, QĐ số 15/QĐ-THCS ngày 24/11/2026": the note of a copy weeded by the
+    decision `number` of `date` (a Part II line's document), in Vietnamese."""
     with force_locale("vi"):
         return gettext("weeded, decision no. %(number)s of %(date)s",
-                       number=round_.decision_number, date=format_date(round_.decision_date))
+                       number=number, date=format_date(date))
 
 
 def withdraw(session, actor, round_, today=None):
@@ -525,28 +531,48 @@ def cancel(session, actor, round_, reason=None, today=None):
 
 # --- the general register, Part II ----------------------------------------------------------
 
-def register_part_two(session, school_id):
-    """Lines of Part II (xuất kho) with their breakdown by reason and by document type:
-    [(line, {reason: count}, {type code: count})]."""
-    lines = session.scalars(select(StockWithdrawal).where(
-        StockWithdrawal.school_id == school_id).order_by(StockWithdrawal.register_number)).all()
+def withdrawal_breakdown(session, school_id, start=None, end=None):
+    """Part II lines (xuất kho) of the school withdrawn from `start` to `end` (both included;
+    None: no limit), by running number, each with its copies counted by reason and by
+    document type: [(line, [(reason, type code or "", entered in the general register,
+    copies, value)])]. One query for the lines, one for every breakdown."""
+    query = select(StockWithdrawal).where(StockWithdrawal.school_id == school_id)
+    if start is not None:
+        query = query.where(StockWithdrawal.withdrawn_on >= start)
+    if end is not None:
+        query = query.where(StockWithdrawal.withdrawn_on <= end)
+    lines = session.scalars(query.order_by(StockWithdrawal.register_number)).all()
     if not lines:
         return []
-    ids = [line.id for line in lines]
-    by_reason, by_type = {}, {}
+    parts = {}
     rows = session.execute(
-        select(Copy.withdrawal_id, WeedingItem.reason, DocumentType.code, func.count())
+        select(Copy.withdrawal_id, WeedingItem.reason, DocumentType.code,
+               DocumentType.in_general_register, func.count(),
+               func.coalesce(func.sum(Copy.price), 0))
         .select_from(Copy)
         .join(StockWithdrawal, StockWithdrawal.id == Copy.withdrawal_id)
         .join(WeedingItem, and_(WeedingItem.copy_id == Copy.id,
                                 WeedingItem.round_id == StockWithdrawal.round_id))
         .join(Record, Record.id == Copy.record_id)
         .outerjoin(DocumentType, DocumentType.id == Record.document_type_id)
-        .where(Copy.withdrawal_id.in_(ids))
-        .group_by(Copy.withdrawal_id, WeedingItem.reason, DocumentType.code)).all()
-    for line_id, reason, code, n in rows:
-        reasons = by_reason.setdefault(line_id, {})
-        reasons[reason] = reasons.get(reason, 0) + n
-        types = by_type.setdefault(line_id, {})
-        types[code or ""] = types.get(code or "", 0) + n
-    return [(line, by_reason.get(line.id, {}), by_type.get(line.id, {})) for line in lines]
+        .where(Copy.school_id == school_id, Copy.withdrawal_id.in_([line.id for line in lines]))
+        .group_by(Copy.withdrawal_id, WeedingItem.reason, DocumentType.code,
+                  DocumentType.in_general_register)).all()
+    for line_id, reason, code, in_register, n, value in rows:
+        # A copy of no document type is entered in the register (as Part I counts it).
+        parts.setdefault(line_id, []).append(
+            (reason, code or "", in_register is not False, n, Decimal(value or 0)))
+    return [(line, parts.get(line.id, [])) for line in lines]
+
+
+def register_part_two(session, school_id):
+    """Lines of Part II (xuất kho) with their breakdown by reason and by document type:
+    [(line, {reason: count}, {type code: count})]."""
+    out = []
+    for line, parts in withdrawal_breakdown(session, school_id):
+        by_reason, by_type = {}, {}
+        for reason, code, _in_register, n, _value in parts:
+            by_reason[reason] = by_reason.get(reason, 0) + n
+            by_type[code] = by_type.get(code, 0) + n
+        out.append((line, by_reason, by_type))
+    return out
