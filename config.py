@@ -59,7 +59,10 @@ IS_PRODUCTION = APP_ENV == "production"
 SECRET_KEY = _secret_key()
 SQLALCHEMY_DATABASE_URI = _database_url()
 SQLALCHEMY_TRACK_MODIFICATIONS = False
-SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+# No `SELECT 1` before every request: a connection is pinged only after this many idle seconds
+# in the pool (app.core.pool).
+SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False}
+SQLALCHEMY_PING_AFTER_IDLE_S = float(os.environ.get("DB_PING_AFTER_IDLE_S", "10"))
 PORT = int(os.environ.get("PORT", "5000"))
 
 APP_NAME = "Thư viện trường học"
