@@ -273,8 +273,9 @@ class AppSecurityManager(SecurityManager):
             return None
         session = self.session
         model = self.user_model
-        if session.identity_map.get(sa_inspect(model).identity_key_from_primary_key((pk,))):
-            # Already in this session (it may hold changes): load it there, as FAB would.
+        present = session.identity_map.get(sa_inspect(model).identity_key_from_primary_key((pk,)))
+        if present is not None and sa_inspect(present).modified:
+            # Changed in this session and not yet flushed: load it there, as FAB would.
             return session.execute(self._user_statement(), {"pk": pk}).unique().scalar()
 
         def load():
