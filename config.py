@@ -11,6 +11,7 @@ Names deployments and checks rely on:
   RATELIMIT_STORAGE_URI  shared storage for the login rate limit with several workers
                          (e.g. redis://127.0.0.1:6379); default in-process memory
   LOGIN_RATE_LIMIT  default "5 per minute"
+  DB_PING_AFTER_IDLE_S  a pooled connection idle longer is pinged before use (default 10)
 """
 import os
 import secrets
