@@ -50,6 +50,13 @@ def librarian(app, db_session):
     db_session.expire_all()
 
 
+def _end_request(session):
+    """Requests made by the test client share the test's session (its app context): a
+    refused request does not commit, so end its transaction, as the end of every request
+    does in a server (Flask-SQLAlchemy removes the session)."""
+    session.rollback()
+
+
 def _version():
     db.session.rollback()
     return cache.version(db.session)
@@ -88,6 +95,7 @@ def test_an_account_deactivated_by_another_connection_is_refused_at_once(login, 
     assert desk.titles() == 200
     _other_worker("UPDATE ab_user SET active = :f WHERE id = :id", f=False, id=librarian["id"])
     assert desk.titles() == 401  # logged out: no user for an inactive account
+    _end_request(db_session)
     _other_worker("UPDATE ab_user SET active = :t WHERE id = :id", t=True, id=librarian["id"])
     assert desk.titles() == 200
 
@@ -109,6 +117,7 @@ def test_an_account_deactivated_on_the_accounts_screen_is_refused_at_once(app, l
     db_session.rollback()
     assert db_session.get(AppUser, librarian["id"]).active is False
     assert desk.titles() == 401
+    _end_request(db_session)
     resp = post_form(admin, f"/users/edit/{librarian['id']}", {**form, "active": "y"})
     assert resp.status_code == 302, page_text(resp)[-1500:]
     assert desk.titles() == 200
@@ -124,6 +133,7 @@ def test_roles_taken_away_or_given_take_effect_at_the_next_request(app, login, d
     _other_worker("INSERT INTO ab_user_role (user_id, role_id) VALUES (:u, :r)",
                   u=librarian["id"], r=teacher)
     assert desk.titles() == 403  # a teacher has no desk
+    _end_request(db_session)
     _other_worker("DELETE FROM ab_user_role WHERE user_id = :id AND role_id = :r",
                   id=librarian["id"], r=teacher)
     for role_id in librarian["roles"]:
@@ -245,7 +255,7 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(app):
         engine.dispose()
 
 
-def test_an_idle_connection_that_died_is_replaced_without_an_error(app):
+def test_an_idle_connection_that_died_is_replaced_without_an_error(app, db_session):
     engine = _engine(app, 0.01)
     try:
         with engine.connect() as conn:
