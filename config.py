@@ -11,6 +11,7 @@ Names deployments and checks rely on:
   RATELIMIT_STORAGE_URI  shared storage for the login rate limit with several workers
                          (e.g. redis://127.0.0.1:6379); default in-process memory
   LOGIN_RATE_LIMIT  default "5 per minute"
+  DB_PING_AFTER_IDLE_S  a pooled connection idle longer is pinged before use (default 10)
 """
 import os
 import secrets
@@ -59,7 +60,10 @@ IS_PRODUCTION = APP_ENV == "production"
 SECRET_KEY = _secret_key()
 SQLALCHEMY_DATABASE_URI = _database_url()
 SQLALCHEMY_TRACK_MODIFICATIONS = False
-SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+# No `SELECT 1` before every request: a connection is pinged only after this many idle seconds
+# in the pool (app.core.pool).
+SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False}
+SQLALCHEMY_PING_AFTER_IDLE_S = float(os.environ.get("DB_PING_AFTER_IDLE_S", "10"))
 PORT = int(os.environ.get("PORT", "5000"))
 
 APP_NAME = "Thư viện trường học"

@@ -33,6 +33,10 @@ def create_app(config_overrides=None):
     i18n.compile_catalogues(app.config["BABEL_TRANSLATION_DIRECTORIES"])
     with app.app_context():
         db.init_app(app)
+        from app.core import pool
+
+        if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+            pool.install(db.engine, app.config["SQLALCHEMY_PING_AFTER_IDLE_S"])
         migrate.init_app(app, db, directory=os.path.join(BASE_DIR, "migrations"))
         csrf.init_app(app)
         appbuilder = AppBuilder()

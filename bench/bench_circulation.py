@@ -70,6 +70,12 @@ def parse_args():
     p.add_argument("--configs", default="2x4,4x8",
                    help="gunicorn workers x client processes, comma-separated ('none': only "
                         "the in-process breakdown)")
+    p.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
+                   help="gunicorn workers: gthread keeps the clients' connections open "
+                        "(README.md's production command); sync closes them")
+    p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    p.add_argument("--keep-alive", type=int, default=30, help="seconds a gthread worker "
+                   "keeps an idle connection")
     p.add_argument("--duration", type=float, default=60, help="seconds measured per config")
     p.add_argument("--warmup", type=float, default=5, help="seconds before measuring")
     p.add_argument("--items", type=int, default=3, help="copies lent per reader and loop "
@@ -187,28 +193,44 @@ def desk_fixtures(db, args, count, per_client_readers=40):
 
 
 class Http:
-    """A minimal client: one connection per request (gunicorn's sync workers close them),
-    the session cookie kept by hand."""
+    """A minimal client that keeps its connection open between requests (HTTP/1.1
+    keep-alive, as a desk's browser does), opens a new one when the server closed it (sync
+    workers close every connection), and keeps the session cookie by hand."""
+
+    RETRY = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
     def __init__(self, port):
-        self.port, self.cookies = port, {}
+        self.port, self.cookies, self.conn = port, {}, None
+        self.connections = 0  # opened, for the results
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            headers = dict(headers or {})
-            if self.cookies:
-                headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            for header, value in resp.getheaders():
-                if header.lower() == "set-cookie":
-                    name, _, rest = value.partition("=")
-                    self.cookies[name] = rest.split(";", 1)[0]
-            return resp.status, resp.getheader("Location"), data
-        finally:
-            conn.close()
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        for attempt in (1, 2):
+            reused = self.conn is not None and self.conn.sock is not None
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            if not reused:
+                self.connections += 1
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                break
+            except self.RETRY:
+                # The server closed an idle kept-alive connection before reading the request
+                # (nothing was done): once more on a new one, as browsers do.
+                self.conn.close()
+                if not reused or attempt == 2:
+                    raise
+        if resp.will_close:
+            self.conn.close()  # the next request opens a new connection
+        for header, value in resp.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return resp.status, resp.getheader("Location"), data
 
     def login(self, username):
         _s, _l, page = self.request("GET", "/login/")
@@ -257,7 +279,10 @@ def http_client(port, fixture, items, start_at, stop_at, queue):
 
         def reader(card):
             status, data = client.api("/desk/api/reader", {"card": card})
-            return status == 200 and data.get("ok")
+            ok = status == 200 and data.get("ok")
+            if not ok and len(errors) < 5:
+                errors.append(data)
+            return ok
 
         def checkout(arg):
             reader_id, barcode = arg
@@ -279,7 +304,7 @@ def http_client(port, fixture, items, start_at, stop_at, queue):
 
         ops = []
         desk_loop(ops, start_at, stop_at, items, fixture, reader, checkout, checkin)
-        queue.put({"ops": ops, "errors": errors})
+        queue.put({"ops": ops, "errors": errors, "connections": client.connections})
     except Exception as error:  # reported, not hidden
         queue.put({"ops": [], "errors": [repr(error)] + errors})
 
@@ -411,7 +436,10 @@ def run_clients(target, fixtures, args, extra=()):
         p.join()
     ops = [op for o in outs for op in o["ops"]]
     errors = [e for o in outs for e in o["errors"]]
-    return summarise(ops, args.duration, errors)
+    out = summarise(ops, args.duration, errors)
+    if any("connections" in o for o in outs):
+        out["http_connections_opened"] = sum(o.get("connections", 0) for o in outs)
+    return out
 
 
 def summarise(ops, duration, errors):
@@ -433,13 +461,21 @@ def summarise(ops, duration, errors):
 # --- gunicorn ---------------------------------------------------------------------------
 
 
-def start_gunicorn(workers, env, workdir):
+def gunicorn_options(args):
+    """The worker class and its options, as in README.md's production command."""
+    if args.worker_class == "sync":
+        return ["-k", "sync"]
+    return ["-k", args.worker_class, "--threads", str(args.threads),
+            "--keep-alive", str(args.keep_alive)]
+
+
+def start_gunicorn(workers, env, workdir, options=()):
     port = free_port()
     log = open(os.path.join(workdir, f"gunicorn-{workers}.log"), "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--timeout", "120", "app:create_app()"], cwd=ROOT, env=env, stdout=log,
-        stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "gunicorn", "-w", str(workers), *options,
+         "-b", f"127.0.0.1:{port}", "--timeout", "120", "app:create_app()"], cwd=ROOT, env=env,
+        stdout=log, stderr=subprocess.STDOUT)
     started = time.perf_counter()
     while True:
         try:
@@ -670,7 +706,7 @@ def main():
                   flush=True)
             reference = reference_loop()  # how fast Python runs right now (shared machine)
             load_before = [round(x, 2) for x in os.getloadavg()]
-            proc, port, log = start_gunicorn(workers, env, workdir)
+            proc, port, log = start_gunicorn(workers, env, workdir, gunicorn_options(args))
             try:
                 app_run = run_clients(http_client, fixtures[:clients], args, extra=(port,))
             finally:
@@ -681,6 +717,7 @@ def main():
                 lambda f, *a: bare_client(dsn, f, *a[:3], librarians[f["username"]], a[3]),
                 fixtures[:clients], args)
             run = {"workers": workers, "clients": clients, "app": app_run, "bare": bare_run,
+                   "gunicorn": gunicorn_options(args),
                    "reference_loop_s": reference, "load_average_before": load_before,
                    "load_average_after_app": load_after_app,
                    "load_average": [round(x, 2) for x in os.getloadavg()]}
@@ -729,7 +766,9 @@ def print_run(run):
 
     print(f"  load average before / after the app / after bare SQL: "
           f"{run['load_average_before'][0]} / {run['load_average_after_app'][0]} / "
-          f"{run['load_average'][0]}; reference loop {run['reference_loop_s']} s", flush=True)
+          f"{run['load_average'][0]}; reference loop {run['reference_loop_s']} s; gunicorn "
+          f"{' '.join(run.get('gunicorn', []))}, {run['app'].get('http_connections_opened')} "
+          f"connections opened", flush=True)
     line(f"app  {run['workers']}w x {run['clients']}c", run["app"])
     line(f"bare {run['clients']}c", run["bare"])
     app = run["app"]

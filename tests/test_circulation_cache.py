@@ -102,8 +102,13 @@ def _other_worker(sql, **params):
 
 def test_every_watched_table_moves_the_version(db_session):
     """The triggers: a change to any watched table, however it is made, changes the number
-    that the workers' entries are stored under."""
-    for table in sorted(cache.WATCHED_TABLES):
+    that the workers' entries are stored under. (ab_user: an update that changes nothing, or
+    only FAB's login bookkeeping, does not move it; the groups are empty in the demo and
+    SQLite has row triggers only: tests/test_user_cache.py.)"""
+    for table in sorted(cache.WATCHED_TABLES - {"ab_user"}):
+        if db_session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0:
+            assert table in {"ab_group", "ab_user_group", "ab_group_role"}, table
+            continue
         db_session.rollback()
         before = cache.version(db_session)
         _other_worker(f"UPDATE {table} SET id = id WHERE id = (SELECT min(id) FROM {table})")
@@ -231,7 +236,7 @@ def test_a_permission_taken_away_is_refused_at_the_next_request(app, login, db_s
 
 def test_checkout_and_return_statements(login, db_session, school1, clean):
     """With the caches warm, a checkout at the desk costs six statements and a return four:
-    the user (with the cache's version number), the reader, the copy, the reader's open loans,
+    the cache's version number (the user comes from the cache), the reader, the copy, the reader's open loans,
     the insert and the copy's update; the copy with its open loan, the loan's update and the
     copy's update."""
     desk = Desk(login("thuvien"))
@@ -240,10 +245,11 @@ def test_checkout_and_return_statements(login, db_session, school1, clean):
     reader_id = student.id
     desk.scan(barcodes[0], reader_id=reader_id)
     desk.scan(barcodes[0])
-    statements = []
+    statements, full = [], []
 
     def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement.split()[0].upper())
+        full.append(" ".join(statement.split())[:150])
 
     event.listen(db.engine, "before_cursor_execute", count)
     try:
@@ -255,7 +261,7 @@ def test_checkout_and_return_statements(login, db_session, school1, clean):
         checkin = list(statements)
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
-    assert checkout == ["SELECT"] * 4 + ["INSERT", "UPDATE"], checkout
+    assert checkout == ["SELECT"] * 4 + ["INSERT", "UPDATE"], full
     assert checkin == ["SELECT", "SELECT", "UPDATE", "UPDATE"], checkin
 
 

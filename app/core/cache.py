@@ -1,7 +1,8 @@
 """Per-worker caches of what rarely changes, kept exact by one version number in the database.
 
-The desk asks the same things on every scan: the school's loan rules, its circulation
-settings, its closed days, the school years, the permissions of the user's roles. They change
+The desk asks the same things on every scan: the logged-in user (roles, groups, unit), the
+school's loan rules, its circulation settings, its closed days, the school years, the
+permissions of the user's roles. They change
 a few times a year; asking the database for them cost several statements per request. Here
 each worker (process) keeps them, and one number says whether they are still current:
 
@@ -9,8 +10,8 @@ each worker (process) keeps them, and one number says whether they are still cur
   whenever a watched table (`WATCHED_TABLES`) changes, whoever changes it: a view, a service,
   a Core statement, the CLI, psql, another worker. The new number is visible to the others
   when that transaction commits, like the change itself.
-- A transaction reads the number once (`version`): for a web request, in the same query as the
-  logged-in user (app.core.security), so the check costs no statement of its own. An entry is
+- A transaction reads the number once (`version`, one narrow statement): for a web request,
+  when Flask-Login asks for the user (app.core.security). An entry is
   used only when it was stored under the same number; otherwise it is loaded again.
 - A session that changed a watched table itself (flush or DML statement, not yet committed)
   sees its own changes: it bypasses the caches and stores nothing until its transaction ends
@@ -31,6 +32,10 @@ WATCHED_TABLES = frozenset({
     "loan_rule", "closed_day", "circulation_settings", "school_year", "document_type",
     "reader_category", "ab_role", "ab_permission", "ab_view_menu", "ab_permission_view",
     "ab_permission_view_role",
+    # The logged-in user (app.core.security.get_user_by_id), migration a1d7e8f9c007: accounts
+    # (not FAB's login bookkeeping, see AppSecurityManager.LOGIN_BOOKKEEPING), their roles
+    # and groups, and the units (the tenancy scope).
+    "ab_user", "ab_user_role", "ab_group", "ab_user_group", "ab_group_role", "org_unit",
 })
 
 _VERSION = "_config_version"  # session.info: the number read in this transaction

@@ -229,30 +229,71 @@ class AppSecurityManager(SecurityManager):
 
         return cache.cached(self.session, ("permissions", key), load)
 
-    def get_user_by_id(self, pk):
-        """The user of a request (Flask-Login's loader) in one query: with their roles, groups
-        and unit (FAB, then the tenancy scope, would load each in a query of its own), and the
-        number that tells whether the worker's caches are current (app.core.cache)."""
-        from flask_appbuilder.security.sqla.models import Group
-        from sqlalchemy import bindparam, select
-        from sqlalchemy.orm import joinedload
+    # Columns FAB writes at every login (and failed login): not part of the cached user, so
+    # that logins do not invalidate the caches; read from the database when asked for.
+    LOGIN_BOOKKEEPING = ("last_login", "login_count", "fail_login_count", "changed_on")
 
-        from app.core import cache
-
-        statement = self.__dict__.get("_user_statement")
+    def _user_statement(self):
+        statement = self.__dict__.get("_user_select")
         if statement is None:  # built once: building it costs more than running it
+            from flask_appbuilder.security.sqla.models import Group
+            from sqlalchemy import bindparam, select
+            from sqlalchemy.orm import joinedload
+
             model = self.user_model
-            statement = self._user_statement = (
-                select(model, cache.version_column())
+            statement = self._user_select = (
+                select(model)
                 .options(joinedload(model.roles),
                          joinedload(model.groups).joinedload(Group.roles),
                          joinedload(model.unit))
                 .where(model.id == bindparam("pk")))
-        row = self.session.execute(statement, {"pk": pk}).unique().first()
-        if row is None:
+        return statement
+
+    def get_user_by_id(self, pk):
+        """The user of a request (Flask-Login's loader), with their roles, groups and unit,
+        from the worker's cache (app.core.cache).
+
+        The cache is exact: the triggers bump the version number when an account, its roles or
+        groups, a role or a unit changes (migrations c8e3a4b5f603, a1d7e8f9c007), except FAB's
+        bookkeeping at login (LOGIN_BOOKKEEPING). So a request costs one narrow statement (the
+        number) when nothing changed; an account deactivated or given other roles is seen by
+        the next request of every worker.
+
+        The cache holds a detached copy loaded in a private session; each request gets its own
+        persistent copy in the request's session (`merge(load=False)`: no SQL), so nothing is
+        shared between requests or threads but the read-only original."""
+        from sqlalchemy import inspect as sa_inspect
+        from sqlalchemy.orm import Session
+
+        from app.core import cache
+
+        try:
+            pk = int(pk)
+        except (TypeError, ValueError):
             return None
-        cache.remember_version(self.session, row[1])
-        return row[0]
+        session = self.session
+        model = self.user_model
+        present = session.identity_map.get(sa_inspect(model).identity_key_from_primary_key((pk,)))
+        if present is not None and sa_inspect(present).modified:
+            # Changed in this session and not yet flushed: load it there, as FAB would.
+            return session.execute(self._user_statement(), {"pk": pk}).unique().scalar()
+
+        def load():
+            # A private session on the request's connection (same transaction): its objects
+            # stay loaded when it closes, unlike the request session's at commit.
+            private = Session(bind=session.connection(), autoflush=False)
+            try:
+                user = private.execute(self._user_statement(), {"pk": pk}).unique().scalar()
+                if user is not None:
+                    private.expire(user, self.LOGIN_BOOKKEEPING)
+                return user
+            finally:
+                private.close()
+
+        snapshot = cache.cached(session, ("user", pk), load)
+        if snapshot is None:
+            return None
+        return session.merge(snapshot, load=False)
 
     def exist_permission_on_roles(self, view_name, permission_name, role_ids):
         return (permission_name, view_name) in self._role_permissions(role_ids)
