@@ -396,3 +396,48 @@ def print_table(r):
 
 if __name__ == "__main__":
     main()
+
+
+# --- Shared driver of the per-database benches ---------------------------------------------
+
+
+def save_results(results, kind):
+    """Each run's JSON as bench/results/<utc stamp>-<kind>-<dialect>.json."""
+
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for r in results:
+        path = os.path.join(RESULTS_DIR, f"{stamp}-{kind}-{r['database']['dialect']}.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(r, fh, ensure_ascii=False, indent=1)
+        print(f"results: {os.path.relpath(path, ROOT)}")
+
+
+def run_per_database(args, script, kind, run_one, print_table, default_pg, passed_args,
+                     quiet=True):
+    """A bench's main(): with --database-url, one run (its JSON to --json-out, or saved and
+    printed); without, the script again for SQLite then PostgreSQL, each in its own process
+    (each builds its own application), then one table of both. `passed_args`: the options
+    given again to each run."""
+    if args.database_url:
+        results = run_one(args.database_url, args)
+        if args.json_out:
+            with open(args.json_out, "w", encoding="utf-8") as fh:
+                json.dump(results, fh, ensure_ascii=False)
+        else:
+            save_results([results], kind)
+            print_table([results])
+        return
+    collected = []
+    for url in ("sqlite", default_pg):
+        print(f"{url}:", flush=True)
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            cmd = [sys.executable, os.path.abspath(script), "--database-url", url,
+                   *[str(a) for a in passed_args], "--json-out", out.name]
+            if args.drop_existing:
+                cmd.append("--drop-existing")
+            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL if quiet else None)
+            with open(out.name, encoding="utf-8") as fh:
+                collected.append(json.load(fh))
+    save_results(collected, kind)
+    print_table(collected)

@@ -26,14 +26,12 @@ barcodes under 20 s. Results: a table on stdout and bench/results/<timestamp>-st
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import random
 import re
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from bench_foundation import (  # noqa: E402
-    CSRF, PASSWORD, RESULTS_DIR, create_database, drop_database, normalise, server_version,
+    CSRF, PASSWORD, create_database, drop_database, normalise, run_per_database, server_version,
 )
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/thuvien_bench_stocktake"
@@ -297,41 +295,13 @@ def print_table(results):
               f"{r['machine']['load_average_at_end'][0]} |")
 
 
-def save(results):
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for r in results:
-        path = os.path.join(RESULTS_DIR, f"{stamp}-stocktake-{r['database']['dialect']}.json")
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(r, fh, ensure_ascii=False, indent=1)
-        print(f"results: {os.path.relpath(path, ROOT)}")
 
 
 def main():
     args = parse_args()
-    if args.database_url:
-        results = run_one(args.database_url, args)
-        if args.json_out:
-            with open(args.json_out, "w", encoding="utf-8") as fh:
-                json.dump(results, fh, ensure_ascii=False)
-        else:
-            save([results])
-            print_table([results])
-        return
-    collected = []
-    for url in ("sqlite", DEFAULT_PG):
-        print(f"{url}:", flush=True)
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            cmd = [sys.executable, os.path.abspath(__file__), "--database-url", url,
-                   "--copies", str(args.copies), "--scans", str(args.scans), "--missing",
-                   str(args.missing), "--seed", str(args.seed), "--json-out", out.name]
-            if args.drop_existing:
-                cmd.append("--drop-existing")
-            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
-            with open(out.name, encoding="utf-8") as fh:
-                collected.append(json.load(fh))
-    save(collected)
-    print_table(collected)
+    run_per_database(args, __file__, "stocktake", run_one, print_table, DEFAULT_PG,
+                     ["--copies", args.copies, "--scans", args.scans, "--missing", args.missing,
+                      "--seed", args.seed])
 
 
 if __name__ == "__main__":

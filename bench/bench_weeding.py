@@ -24,12 +24,10 @@ bench/results/<timestamp>-weeding-<dialect>.json (git-ignored). Figures: bench/R
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +37,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from bench_foundation import (  # noqa: E402
-    RESULTS_DIR, create_database, drop_database, normalise, server_version,
+    create_database, drop_database, normalise, run_per_database, server_version,
 )
 from bench_readers_import import Statements, login  # noqa: E402
 
@@ -220,40 +218,12 @@ def print_table(all_results):
               f"{r['machine']['load_average_at_end'][0]}")
 
 
-def save(results):
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for r in results:
-        path = os.path.join(RESULTS_DIR, f"{stamp}-weeding-{r['database']['dialect']}.json")
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(r, fh, ensure_ascii=False, indent=1)
-        print(f"results: {os.path.relpath(path, ROOT)}")
 
 
 def main():
     args = parse_args()
-    if args.database_url:
-        results = run_one(args.database_url, args)
-        if args.json_out:
-            with open(args.json_out, "w", encoding="utf-8") as fh:
-                json.dump(results, fh, ensure_ascii=False)
-        else:
-            save([results])
-            print_table([results])
-        return
-    collected = []
-    for url in ("sqlite", DEFAULT_PG):
-        print(f"{url}:", flush=True)
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            cmd = [sys.executable, os.path.abspath(__file__), "--database-url", url,
-                   "--copies", str(args.copies), "--json-out", out.name]
-            if args.drop_existing:
-                cmd.append("--drop-existing")
-            subprocess.run(cmd, check=True)
-            with open(out.name, encoding="utf-8") as fh:
-                collected.append(json.load(fh))
-    save(collected)
-    print_table(collected)
+    run_per_database(args, __file__, "weeding", run_one, print_table, DEFAULT_PG,
+                     ["--copies", args.copies], quiet=False)
 
 
 if __name__ == "__main__":
