@@ -6,7 +6,7 @@ import re
 
 import openpyxl
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from app.catalog.models import DocumentType, Record
 from app.circulation.models import Loan, LoanStatus, ReadingRoomUse
@@ -136,7 +136,7 @@ def test_report_figures_come_from_the_period(login, october, db_session):
 
 
 def test_report_dates_are_checked_and_nothing_is_saved(login, october, db_session):
-    count = db_session.scalar(select(__import__("sqlalchemy").func.count()).select_from(
+    count = db_session.scalar(select(func.count()).select_from(
         LibraryReport))
     client = login("thuvien2")
     _add_report(client, starts_on="31/10/2024", ends_on="01/10/2024")
@@ -144,7 +144,7 @@ def test_report_dates_are_checked_and_nothing_is_saved(login, october, db_sessio
         messages = [message for _cat, message in sess.pop("_flashes", [])]
     assert "Báo cáo kết thúc (01/10/2024) trước khi bắt đầu (31/10/2024)." in messages
     db_session.expire_all()
-    assert db_session.scalar(select(__import__("sqlalchemy").func.count()).select_from(
+    assert db_session.scalar(select(func.count()).select_from(
         LibraryReport)) == count
 
 

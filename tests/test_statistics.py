@@ -7,7 +7,7 @@ from collections import Counter
 
 import openpyxl
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app.circulation.models import Loan, LoanStatus, ReadingRoomUse
 from app.collection.models import Copy, CopyStatus
@@ -165,7 +165,7 @@ def test_aggregates_follow_the_data_after_a_refresh(db_session, schools, loans, 
 
 def test_holdings_snapshot_matches_the_copies(login, db_session, schools):
     sid = schools["79000001"].id
-    holding = db_session.scalar(select(__import__("sqlalchemy").func.count()).select_from(Copy)
+    holding = db_session.scalar(select(func.count()).select_from(Copy)
                                 .where(Copy.school_id == sid, Copy.status.not_in(
                                     [CopyStatus.withdrawn, CopyStatus.lost])))
     _h, rows = _table(login("thuvien").get("/statistics/?report=collection_doctype"))
@@ -273,7 +273,7 @@ def test_school_dashboard_charts_loans_and_participation(login, loans_today, db_
     charts = _charts(page)
     month = charts["chart-loans-month"]
     assert dict(zip(month["labels"], month["values"]))[local_today().strftime("%m/%Y")] == 3
-    grade6 = db_session.scalar(select(__import__("sqlalchemy").func.count()).select_from(Reader)
+    grade6 = db_session.scalar(select(func.count()).select_from(Reader)
                                .where(Reader.school_id == schools["79000001"].id,
                                       Reader.grade == 6, Reader.status == "active"))
     part = charts["chart-participation-grade"]
@@ -295,10 +295,10 @@ def test_office_dashboard_lists_schools_below_the_standard(login, db_session):
     expected = set()
     for sid in ids:
         school = db_session.get(OrgUnit, sid)
-        pupils = db_session.scalar(select(__import__("sqlalchemy").func.count()).select_from(
+        pupils = db_session.scalar(select(func.count()).select_from(
             Reader).where(Reader.school_id == sid, Reader.status == "active",
                           Reader.category_id.in_(students)))
-        copies = db_session.scalar(select(__import__("sqlalchemy").func.count()).select_from(
+        copies = db_session.scalar(select(func.count()).select_from(
             Copy).where(Copy.school_id == sid, Copy.status.not_in(["withdrawn", "lost"])))
         if pupils and minimum_for(school) and copies / pupils < minimum_for(school):
             expected.add(school.name)

@@ -18,7 +18,6 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from markupsafe import Markup
 from sqlalchemy import select
 from wtforms import BooleanField, SelectField
@@ -28,7 +27,7 @@ from app.catalog import excel
 from app.collection.models import Intake
 from app.core.errors import DomainError
 from app.core.tenancy import current_scope, school_choices, scoped_school
-from app.core.uploads import PendingUploads
+from app.core.uploads import ExcelUploadForm, PendingUploads
 from app.extensions import db
 from app.org.models import OrgUnit
 
@@ -64,11 +63,6 @@ def _read(path):
 
 
 # --- Forms ------------------------------------------------------------------------------
-
-class UploadForm(FlaskForm):
-    file = FileField(_l("Excel file (.xlsx)"), validators=[FileRequired(
-        message=_l("Choose the Excel file to import."))])
-
 
 class ConfirmForm(FlaskForm):
     valid_only = BooleanField(_l("Import the valid rows only (the rows with problems are left "
@@ -124,7 +118,7 @@ class CatalogueExcelView(BaseView):
         school = scoped_school(request.args.get("school"))
         return self.render_template(
             "catalog/excel.html", school=school, schools=school_choices(),
-            form=UploadForm() if self._can_import() else None,
+            form=ExcelUploadForm() if self._can_import() else None,
             max_mb=excel.MAX_BYTES // (1024 * 1024), max_rows=excel.MAX_ROWS,
             title=_l("Catalogue in Excel"), appbuilder=self.appbuilder)
 
@@ -164,7 +158,7 @@ class CatalogueExcelView(BaseView):
     @has_access
     def upload(self):
         school = self._own_school()
-        form = UploadForm()
+        form = ExcelUploadForm()
         if not form.validate_on_submit():
             for error in form.file.errors or [gettext("The form has expired or is invalid. "
                                                       "Reload the page and try again.")]:

@@ -10,7 +10,10 @@ import re
 import time
 
 from flask import abort, current_app
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 
 from app.core.tenancy import current_scope
 
@@ -62,3 +65,10 @@ class PendingUploads:
                 or meta.get("uploaded", 0) < time.time() - self.keep_seconds):
             abort(404)
         return meta
+
+
+class ExcelUploadForm(FlaskForm):
+    """The upload step of the Excel imports (catalogue, readers)."""
+
+    file = FileField(_l("Excel file (.xlsx)"), validators=[FileRequired(
+        message=_l("Choose the Excel file to import."))])

@@ -16,12 +16,11 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField
 
 from app.core.errors import ValidationError
 from app.core.tenancy import current_scope
-from app.core.uploads import PendingUploads
+from app.core.uploads import ExcelUploadForm, PendingUploads
 from app.extensions import db
 from app.org.models import OrgUnit
 from app.readers import importer
@@ -46,11 +45,6 @@ def _sheet(path):
 
 
 # --- Forms ------------------------------------------------------------------------------
-
-class UploadForm(FlaskForm):
-    file = FileField(_l("Excel file (.xlsx)"), validators=[FileRequired(
-        message=_l("Choose the Excel file to import."))])
-
 
 class ConfirmForm(FlaskForm):
     valid_only = BooleanField(_l("Import the valid rows only (the rows with errors are left "
@@ -87,7 +81,7 @@ class ReaderImportView(BaseView):
         saved = importer.load_mapping(db.session, school.id)
         db.session.rollback()
         return self.render_template(
-            "readers/import.html", school=school, form=UploadForm(),
+            "readers/import.html", school=school, form=ExcelUploadForm(),
             saved=[(importer.BY_KEY[k].label, v) for k, v in saved.items()
                    if v and k in importer.BY_KEY],
             max_rows=importer.MAX_ROWS, title=_l("Import readers from Excel"),
@@ -104,7 +98,7 @@ class ReaderImportView(BaseView):
     @has_access
     def upload(self):
         school = self._school()
-        form = UploadForm()
+        form = ExcelUploadForm()
         if not form.validate_on_submit():
             for error in form.file.errors or [str(EXPIRED)]:
                 flash(str(error), "danger")
