@@ -607,3 +607,45 @@ def test_close_waits_for_a_scan_in_flight(app, db_session, school1, clean):
     with pytest.raises(services.StocktakeError):
         services.scan(db_session, None, school_id, st_id, copies[1].barcode)
     db_session.rollback()
+
+
+def test_lost_copies_found_go_back_on_the_shelf(db_session, school1, clean):
+    """A copy written off as lost and scanned during the count is available again after the
+    close, with a note and an audit entry; one already on a weeding list stays lost."""
+    from app.weeding import services as weeding
+
+    copies = _copies(db_session, school1)
+    found_lost, listed_lost, unscanned_lost = copies[0], copies[1], copies[2]
+    for copy in (found_lost, listed_lost, unscanned_lost):
+        copy.status = CopyStatus.lost
+    db_session.flush()
+    round_ = weeding.create_round(db_session, None, school1, "Thanh lọc sách mất")
+    weeding.add_copy_ids(db_session, None, round_, [listed_lost.id])
+    db_session.commit()
+    st = services.create_session(db_session, None, school1.id, "Toàn bộ", datetime.date.today())
+    for copy in copies[:2] + copies[3:]:
+        services.scan(db_session, None, school1.id, st.id, copy.barcode)
+    before = db_session.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
+    services.close(db_session, None, school1.id, st.id, "leave")
+    db_session.commit()
+    db_session.expire_all()
+    assert db_session.get(Copy, found_lost.id).status == CopyStatus.available
+    assert "Tìm thấy" in db_session.get(Copy, found_lost.id).note
+    assert db_session.get(Copy, listed_lost.id).status == CopyStatus.lost
+    assert db_session.get(Copy, unscanned_lost.id).status == CopyStatus.lost
+    entries = db_session.scalars(select(AuditLog).where(
+        AuditLog.id > before, AuditLog.table_name == "copy")).all()
+    assert [(e.row_id, e.changes["status"]) for e in entries] == [
+        (found_lost.id, ["lost", "available"])]
+    outcomes = dict(db_session.execute(select(StocktakeResult.copy_id, StocktakeResult.outcome)
+                                       .where(StocktakeResult.session_id == st.id)).all())
+    assert outcomes[found_lost.id] == Outcome.found
+    assert outcomes[listed_lost.id] == Outcome.withdrawn
+    assert unscanned_lost.id not in outcomes
+    # Counted as found, not as out of stock, in Part III.
+    assert st.found_count == len(copies) - 2
+    total = services.register_lines(db_session, st.id)[-1]
+    assert total.copies_out == 2 and total.copies_found == len(copies) - 2
+    db_session.execute(delete(weeding.WeedingItem))
+    db_session.execute(delete(weeding.WeedingRound))
+    db_session.commit()

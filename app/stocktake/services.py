@@ -673,13 +673,18 @@ def close(session, actor, school_id, st_id, missing_action, committee=None, prop
                         "price": price})
 
     counts = {"found": 0, "missing": 0, "on_loan": 0}
+    # A copy written off as lost but found on the shelf goes back into stock, unless a weeding
+    # round in progress already lists it (the committee decides on those).
+    found_lost = _found_lost_copies(session, school_id, [
+        copy_id for copy_id, status, *_ in copies
+        if status == CopyStatus.lost and copy_id in scanned])
     for copy_id, status, price, location_id, type_id in copies:
         in_scope_ids.add(copy_id)
         value = price or Decimal(0)
         line = line_of(type_id)
         line["copies_in"] += 1
         line["value_in"] += value
-        if status in OUT_OF_STOCK:
+        if status in OUT_OF_STOCK and copy_id not in found_lost:
             line["copies_out"] += 1
             line["value_out"] += value
             if copy_id in scanned:
@@ -719,6 +724,11 @@ def close(session, actor, school_id, st_id, missing_action, committee=None, prop
         _mark_lost(session, school_id, missing_ids, gettext(
             "Missing at the stocktake “%(name)s” closed on %(date)s",
             name=st.name, date=format_date(local_today())))
+    if found_lost:
+        _set_status(session, school_id, sorted(found_lost), (CopyStatus.lost,),
+                    CopyStatus.available, gettext(
+                        "Found at the stocktake “%(name)s” closed on %(date)s",
+                        name=st.name, date=format_date(local_today())))
     _write_register_lines(session, st, lines)
     st.expected_count = sum(counts.values())
     st.found_count = counts["found"]
@@ -734,9 +744,24 @@ def close(session, actor, school_id, st_id, missing_action, committee=None, prop
     return st
 
 
+def _found_lost_copies(session, school_id, copy_ids):
+    """Of these lost copies, those that no weeding round in progress lists."""
+    from app.weeding.services import _in_open_rounds
+
+    found = set(copy_ids)
+    for chunk in _chunks(sorted(found)):
+        found -= set(_in_open_rounds(session, school_id, chunk))
+    return found
+
+
 def _mark_lost(session, school_id, copy_ids, note):
-    """Copy.status = lost with a note, for copies still on the shelf by the catalogue, with an
-    audit entry per copy (a Core UPDATE: a close may mark thousands)."""
+    """Copy.status = lost with a note, for copies still on the shelf by the catalogue."""
+    _set_status(session, school_id, copy_ids, SHELF_STATUSES, CopyStatus.lost, note)
+
+
+def _set_status(session, school_id, copy_ids, from_statuses, status, note):
+    """Copy.status from one of from_statuses to status with a note, with an audit entry per
+    copy (a Core UPDATE: a close may change thousands)."""
     guard_rows(Copy, [school_id])
     from app.core.audit import _actor_now
 
@@ -746,15 +771,15 @@ def _mark_lost(session, school_id, copy_ids, note):
     for chunk in _chunks(copy_ids):
         before = session.execute(select(table.c.id, table.c.status, table.c.note).where(
             table.c.id.in_(chunk), table.c.school_id == school_id,
-            table.c.status.in_([s.name for s in SHELF_STATUSES]))).all()
+            table.c.status.in_([s.name for s in from_statuses]))).all()
         if not before:
             continue
         session.execute(update(table).where(table.c.id.in_([r.id for r in before]))
-                        .values(status=CopyStatus.lost.name, note=note[:500]))
+                        .values(status=status.name, note=note[:500]))
         insert_rows(session, AuditLog, [
             {"at": now, "user_id": user_id, "username": username or "system",
              "school_id": school_id, "table_name": "copy", "row_id": r.id, "action": "update",
-             "changes": {"status": [_name(r.status), CopyStatus.lost.name],
+             "changes": {"status": [_name(r.status), status.name],
                          "note": [r.note, note[:500]]}} for r in before])
 
 
