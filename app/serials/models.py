@@ -29,7 +29,7 @@ class Frequency(LabeledEnum):
     daily = N_("Daily")
     weekly = N_("Weekly")
     twice_monthly = N_("Twice a month")
-    monthly = N_("Monthly")
+    monthly = N_("Once a month")
     bimonthly = N_("Every two months")
     quarterly = N_("Quarterly")
     irregular = N_("Irregular")
