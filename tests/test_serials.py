@@ -328,3 +328,20 @@ def test_demo_school_has_periodicals(db_session):
     assert len(subs) == 3
     assert all(s.issues for s in subs if s.frequency != Frequency.daily or
                local_today().timetuple().tm_yday > 1)
+
+
+def test_tenancy_sweep_covers_the_new_views(app):
+    """tests/test_tenancy.py sweeps every registered view: these are among them, with rows
+    of two schools in the demo city (so that the other school's rows are tried)."""
+    from app.extensions import db
+    from tests.test_tenancy import _scoped_views, view_routes
+
+    with app.app_context():
+        scoped = {type(v).__name__ for v in _scoped_views(app)}
+        assert {"PeriodicalSubscriptionView", "PeriodicalIssueView"} <= scoped
+        routes = {(type(v).__name__, m) for v, m, _r in view_routes(app)}
+        assert {("PeriodicalReceiveView", "index"), ("PeriodicalReceiveView", "receive")} \
+            <= routes
+        for model in (PeriodicalSubscription, PeriodicalIssue):
+            schools = db.session.scalars(select(model.school_id).distinct()).all()
+            assert len(set(schools)) >= 2, model
