@@ -322,6 +322,20 @@ def test_principal_reads_but_cannot_receive(login, db_session, serials):
     assert issue_count(db_session, sub_id) == before
 
 
+def test_offices_and_department_pick_a_school_inside_their_scope(login, serials):
+    admin = login("admin")
+    page = admin.get("/serials/receive/")
+    assert page.status_code == 200 and 'id="serials-school"' in text(page)
+    page = text(admin.get("/serials/receive/?school=79000002"))
+    assert "Báo Trường khác" in page and 'id="serials-receive"' not in page
+    office = login("phong")  # 79000001 and 79000003
+    assert office.get("/serials/receive/?school=79000002").status_code == 404
+    assert office.get(f"/serials/receive/?subscription={serials['subs']['79000002']}"
+                      ).status_code == 404
+    page = office.get(f"/serials/receive/?subscription={serials['subs']['79000001']}")
+    assert page.status_code == 200 and 'id="serials-receive"' not in text(page)
+
+
 def test_demo_school_has_periodicals(db_session):
     school = db_session.scalar(select(OrgUnit).where(OrgUnit.code == "79000001"))
     subs = services.subscriptions(db_session, school.id, local_today().year)
