@@ -6,6 +6,7 @@ from app.collection import models as collection_models  # noqa: F401
 from app.core import audit  # noqa: F401
 from app.org import models as org_models  # noqa: F401
 from app.readers import models as reader_models  # noqa: F401
+from app.serials import models as serial_models  # noqa: F401
 from app.stocktake import models as stocktake_models  # noqa: F401
 from app.weeding import models as weeding_models  # noqa: F401
 from app.core import cache  # noqa: F401

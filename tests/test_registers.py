@@ -370,22 +370,7 @@ def test_textbook_register_by_title_and_volume(login, data):
     assert ws.row_breaks.brk and len(ws.row_breaks.brk) == 1
 
 
-# --- Sổ đăng ký báo, tạp chí ----------------------------------------------------------------
-
-def test_periodical_register_lists_issues_by_date(login, data):
-    book = workbook(login("thuvien").get(f"/registers/download/periodicals?{YEAR}"))
-    ws = book.worksheets[0]
-    check_layout(ws, "SỔ ĐĂNG KÝ BÁO, TẠP CHÍ", landscape=False)
-    top = header_row_index(ws) - 1
-    rows = values(ws)[top + 1:]
-    assert rows[0][0] == "Báo Nhi Đồng" and rows[0][-1] == "Thành Đoàn TP. Hồ Chí Minh"
-    assert rows[1][:4] == [datetime.datetime(2024, 3, 14), data["paper"][0], data["fahasa"],
-                           6000]
-    assert rows[2][:4] == [datetime.datetime(2024, 10, 2), data["paper"][1], data["gift"],
-                           6000]
-    assert ws.cell(top + 3, 1).number_format == "dd/mm/yyyy"
-    assert rows[3][0] == "Tổng cộng" and rows[3][3] == 12000
-
+# --- Sổ đăng ký báo, tạp chí: tests/test_serials.py (from the subscriptions and issues) ------
 
 # --- Sổ mượn, đọc tại chỗ -------------------------------------------------------------------
 

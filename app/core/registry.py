@@ -46,6 +46,9 @@ def register_views(appbuilder):
     from app.registers.views import register as register_registers
 
     register_registers(appbuilder)  # the registers page (sổ sách), in the Library menu
+    from app.serials.views import register as register_serials
+
+    register_serials(appbuilder)  # newspapers and magazines: subscriptions, issues received
 
     # Each later domain registers its own views (one function each, in menu order).
     from app.circulation.views import register as register_circulation

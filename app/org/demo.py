@@ -154,6 +154,9 @@ def _load(session, sm):
     from app.readers.demo import load_demo_readers
 
     load_demo_readers(session, schools)
+    from app.serials.demo import load_demo_serials
+
+    load_demo_serials(session, schools)
 
 
 # Real Vietnamese books (title, authors, publisher, year, pages, size, ISBN, price, class, type).

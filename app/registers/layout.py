@@ -97,8 +97,11 @@ class Section:
 
     def __init__(self, rows: Iterable, heading: str = None, heading_right: str = None,
                  page_break: bool = False, totals: bool = True, total_label: str = None,
-                 emphasis: bool = False):
+                 emphasis: bool = False, details: Iterable[str] = ()):
         self._rows = rows
+        # Lines under the heading, before the rows (a periodical's issuing body, frequency,
+        # subscription price).
+        self.details = list(details)
         self.emphasis = emphasis  # rows in bold red: the "Hiện còn đến ..." balance line
         self.heading = heading
         self.heading_right = heading_right
@@ -247,6 +250,7 @@ class _Formats:
         self.period = add(italic=True, align="center", valign="vcenter")
         self.part = add(bold=True, font_size=12)
         self.note = add(italic=True, font_size=10)
+        self.detail = add()
         self.heading = add(bold=True, font_size=12)
         self.heading_right = add(bold=True, font_size=12, align="right")
         self.header = add(bold=True, align="center", valign="vcenter", text_wrap=True, border=1)
@@ -435,6 +439,9 @@ def _write_sheet(book, fmt, register, head, sheet, name):
                 ws.write_string(row, 0, section.heading, fmt.heading)
             if section.heading_right:
                 ws.write_string(row, last, section.heading_right, fmt.heading_right)
+            row += 1
+        for line in section.details:
+            ws.write_string(row, 0, line, fmt.detail)
             row += 1
         for values in section.rows(columns):
             for col, write in enumerate(writers):

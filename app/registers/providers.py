@@ -4,7 +4,8 @@ printed page both draw what they return; they never read the request.
 
 Registers are views over the data, not data of their own (registers.md): intakes and
 copies (app.collection), records (app.catalog), loans and reading-room use
-(app.circulation). Parts fed by stocktake and weeding read app.registers.sources_stock.
+(app.circulation), subscriptions and issues of newspapers and magazines (app.serials).
+Parts fed by stocktake and weeding read app.registers.sources_stock.
 """
 import dataclasses
 import datetime
@@ -12,7 +13,7 @@ import itertools
 from collections import defaultdict
 
 from flask_babel import gettext, lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.catalog.models import ClassNumber, DocumentType, Record, RecordAuthor
 from app.circulation import reports
@@ -24,6 +25,7 @@ from app.registers import sources_stock
 from app.registers.layout import (
     Column, Period, Register, Section, Sheet, money_text, roman_date,
 )
+from app.serials.models import ISSUES_PER_YEAR, PeriodicalIssue, PeriodicalSubscription
 from app.weeding.models import StockWithdrawal
 
 BATCH = 2000  # rows fetched at a time from the database (yield_per / server-side cursor)
@@ -51,7 +53,8 @@ KINDS = [
                  _l("One page per title and volume; copies of one delivery share a line with "
                     "their number range; kept (C) and missing (M).")),
     RegisterKind("periodicals", _l("Newspaper and magazine register"),
-                 _l("The copies of newspapers and magazines by date received."),
+                 _l("One page per title and year: issuing body, frequency, subscription "
+                    "price, and the issues received by date and number."),
                  landscape=False),
     RegisterKind("loans-teachers", _l("Loan register – teachers and staff"),
                  _l("One page per teacher or staff member."), landscape=False),
@@ -535,40 +538,77 @@ def textbook_register(session, school, period):
 
 # --- Sổ đăng ký báo, tạp chí ----------------------------------------------------------------
 
-PERIODICAL_TYPE = "BC"
+def periodical_columns():
+    return [
+        Column(gettext("No."), 6, "int"),
+        Column(gettext("Issue number"), 12),
+        Column(gettext("Date of the issue"), 12, "date"),
+        Column(gettext("Date received"), 12, "date"),
+        Column(gettext("Copies received"), 10, "int", total=True),
+        Column(gettext("Note"), 30),
+    ]
+
+
+def periodical_sections(session, school_id, period):
+    """One page per subscription (title and year) whose year meets the period: the title
+    and year, its issuing body, frequency, subscription price, then the issues received
+    within the period by date of issue and number, with the copies received."""
+    query = (select(PeriodicalSubscription, Record.title, Record.publisher)
+             .join(Record, Record.id == PeriodicalSubscription.record_id)
+             .where(PeriodicalSubscription.school_id == school_id))
+    years = []
+    if period.start is not None:
+        years.append(PeriodicalSubscription.year >= period.start.year)
+    if period.end is not None:
+        years.append(PeriodicalSubscription.year <= period.end.year)
+    if years:
+        # (and a subscription of last year with an issue received in this period)
+        received = select(PeriodicalIssue.subscription_id).where(
+            PeriodicalIssue.school_id == school_id,
+            *_date_conditions(PeriodicalIssue.received_on, period))
+        query = query.where(or_(and_(*years), PeriodicalSubscription.id.in_(received)))
+    subs = session.execute(query).all()
+    if not subs:
+        return []
+    issues = defaultdict(list)
+    for issue in session.scalars(
+            select(PeriodicalIssue).where(
+                PeriodicalIssue.school_id == school_id,
+                PeriodicalIssue.subscription_id.in_([s.id for s, _t, _p in subs]),
+                *_date_conditions(PeriodicalIssue.received_on, period))
+            .order_by(PeriodicalIssue.issue_date, PeriodicalIssue.number,
+                      PeriodicalIssue.id)):
+        issues[issue.subscription_id].append(issue)
+    subs.sort(key=lambda r: (collation_key(r.title), r[0].year))
+    sections = []
+    for sub, title, publisher in subs:
+        lines = [[n, i.number, i.issue_date, i.received_on, i.copies, i.note or ""]
+                 for n, i in enumerate(issues[sub.id], start=1)]
+        expected = ISSUES_PER_YEAR.get(sub.frequency)
+        details = [
+            gettext("Issuing body: %(name)s", name=sub.issuing_body or publisher or "—"),
+            gettext("Frequency: %(frequency)s", frequency=sub.frequency.label)
+            + (gettext(" (%(n)d issues a year)", n=expected) if expected else ""),
+            gettext("Subscription price: %(price)s", price=(money_text(sub.price) + " đ")
+                    if sub.price is not None else "—")
+            + "; " + gettext("copies per issue: %(n)d", n=sub.copies_per_issue)
+            + "; " + gettext("funding: %(funding)s", funding=sub.funding.label),
+        ]
+        if sub.note:
+            details.append(sub.note)
+        sections.append(Section(
+            lines, heading=gettext("%(title)s – year %(year)d", title=title, year=sub.year),
+            heading_right=gettext("%(n)d issues received", n=len(lines)),
+            details=details, page_break=True,
+            total_label=gettext("Total")))
+    return sections
 
 
 def periodical_register(session, school, period):
-    """There is no model of serial issues: each title of document type "Báo, tạp chí" is a
-    record, each issue received a copy of it; the register lists them by date received."""
-    rows = session.execute(
-        select(Record.id, Record.title, Record.publisher, Intake.received_on,
-               Copy.accession_label, Intake.register_number, Copy.price, Copy.status,
-               Copy.note)
-        .join(Copy, Copy.record_id == Record.id)
-        .join(DocumentType, DocumentType.id == Record.document_type_id)
-        .outerjoin(Intake, Intake.id == Copy.intake_id)
-        .where(Record.school_id == school.id, DocumentType.code == PERIODICAL_TYPE,
-               *_date_conditions(Intake.received_on, period))
-        .order_by(Record.id, Intake.received_on, Copy.accession_number)).all()
-    sections = []
-    for _record_id, group in itertools.groupby(rows, key=lambda r: r.id):
-        group = list(group)
-        lines = [[r.received_on, r.accession_label, r.register_number, r.price,
-                  copy_note(r.status, r.note)] for r in group]
-        sections.append(Section(lines, heading=group[0].title,
-                                heading_right=group[0].publisher or ""))
-    sections.sort(key=lambda s: collation_key(s.heading))
-    columns = [
-        Column(gettext("Date received"), 12, "date"),
-        Column(gettext("Accession no."), 16),
-        Column(gettext("General register number"), 10, "int"),
-        Column(gettext("Price (VND)"), 12, "money", total=True),
-        Column(gettext("Note"), 30),
-    ]
-    sheet = Sheet(gettext("Periodicals"), columns, sections,
-                  note=gettext("Issues are the copies of the records of document type "
-                               "“Newspapers and magazines”, by date received."),
+    """Sổ đăng ký báo, tạp chí: from the subscriptions and the issues received
+    (app.serials)."""
+    sheet = Sheet(gettext("Periodicals"), periodical_columns(),
+                  periodical_sections(session, school.id, period),
                   empty_text=gettext("No newspaper or magazine received in this period."))
     return Register("periodicals", gettext("Newspaper and magazine register"), None, period,
                     [sheet], landscape=False, filename=gettext("periodicals-register"))

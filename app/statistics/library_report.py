@@ -20,6 +20,7 @@ from app.circulation.models import Loan, LoanStatus, ReadingRoomUse
 from app.collection.models import Copy, Funding, Intake
 from app.core.i18n import DATE_FORMAT
 from app.readers.models import Reader, ReaderCategory, ReaderKind
+from app.serials import services as serials
 
 # Rows of part I: the document-type codes of each line (registers.md §9).
 ACQUISITION_ROWS = [
@@ -69,6 +70,10 @@ def figures(session, school_id, start, end):
         target = rows[code] if code in codes else other
         target[0] += count
         target[1 if funding == Funding.state_budget else 2] += int(amount or 0)
+    # Newspapers and magazines: the issues received in the period (app.serials), copies ×
+    # the subscription's price per issue, by its funding.
+    for i, value in enumerate(serials.acquisitions(session, school_id, start, end)):
+        rows["BC"][i] += value
     acquisitions = [(label, *rows[code]) for code, label in ACQUISITION_ROWS]
     acquisitions.append((_l("Other documents"), *other))
     total = tuple(sum(r[i] for r in acquisitions) for i in (1, 2, 3))
