@@ -197,35 +197,66 @@ def test_a_teacher_more_puts_the_school_below_one_set_per_teacher(login, db_sess
         f"{want['copies'] / want['students']:.2f}".replace(".", ","))
 
 
-def test_city_lists_every_school_with_the_totals(login, db_session):
+def unit_rows(html):
+    """{unit code: parsed row} of the city's table (one line per office)."""
+    body = html.split('id="stat-standard-units"', 1)[1].split("</tbody>", 1)[0]
+    names = ("schools", "students", "copies", "copies_per_student", "below_copies",
+             "teachers", "snv_copies", "snv_titles", "teacher_books_per_teacher",
+             "below_teacher", "snv_copies_per_title")
+    rows = {}
+    for code, row in re.findall(r'<tr data-unit="([^"]*)">(.*?)</tr>', body, re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip()
+                 for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)][1:]
+        rows[code] = dict(zip(names, map(_number, cells)))
+    return rows
+
+
+def test_city_shows_each_office_and_downloads_every_school(login, db_session):
+    from app.org.services import schools_under
+
     db_session.rollback()
     refresh(db_session)
     db_session.commit()
     schools = db_session.scalars(select(OrgUnit).where(
         OrgUnit.kind == UnitKind.school, OrgUnit.valid_to.is_(None))).all()
+    wants = {s.code: expected(db_session, s) for s in schools}
     client = login("thanhtra")
     html = text(client.get("/statistics/?report=collection_standard"))
-    rows = page_rows(html)
-    assert set(rows) == {s.code for s in schools}
-    wants = {s.code: expected(db_session, s) for s in schools}
-    for code, want in wants.items():
-        check(rows[code], want)
+    assert english_leftovers(html) == []
+    units = unit_rows(html)
+    seen = []
+    for code, row in units.items():
+        unit = db_session.scalar(select(OrgUnit).where(OrgUnit.code == code))
+        codes = {s.code for s in schools if s.id in schools_under(db_session, unit.id)}
+        seen += codes
+        want = [wants[c] for c in codes]
+        assert row["schools"] == len(codes) > 0, code
+        for key in ("students", "copies", "teachers", "snv_copies", "snv_titles"):
+            assert row[key] == sum(w[key] for w in want), (code, key)
+        assert row["below_copies"] == sum(1 for w in want if w["copies_ok"] is False)
+        assert row["below_teacher"] == sum(1 for w in want if w["teacher_ok"] is False)
+    assert sorted(seen) == sorted(wants)  # every school in exactly one line
     below_copies = sum(1 for w in wants.values() if w["copies_ok"] is False)
     below_teachers = sum(1 for w in wants.values() if w["teacher_ok"] is False)
     summary = html.split('id="stat-standard-summary">', 1)[1].split("</p>", 1)[0]
     assert summary.startswith(f"{len(schools)} trường: {below_copies} trường chưa đạt")
     assert f"{below_teachers} trường chưa đạt số sách nghiệp vụ" in summary
+    # The Excel file: every school on its line (school, office, then the figures).
     sheet = openpyxl.load_workbook(io.BytesIO(client.get(
         "/statistics/xlsx?report=collection_standard").data)).active
-    total = next(r for r in sheet.iter_rows(values_only=True) if r[0] == "Tổng cộng")
-    # School, office, then students, copies, ratio, minimum, result, teachers, SNV copies.
+    lines = {r[0]: r for r in sheet.iter_rows(values_only=True)}
+    for school in schools:
+        want, line = wants[school.code], lines[school.name]
+        assert (line[2], line[3], line[7], line[8], line[9]) == (
+            want["students"], want["copies"], want["teachers"], want["snv_copies"],
+            want["snv_titles"]), school.code
+    total = lines["Tổng cộng"]
     assert total[2] == sum(w["students"] for w in wants.values())
     assert total[3] == sum(w["copies"] for w in wants.values())
     assert total[7] == sum(w["teachers"] for w in wants.values())
     assert total[8] == sum(w["snv_copies"] for w in wants.values())
     # The department's dashboard: the schools below either minimum.
     page = text(client.get("/"))
-    assert english_leftovers(page) == []
     table = page.split('id="dashboard-below-standard"', 1)[1].split("</table>", 1)[0]
     listed = set(re.findall(r'<tr class="danger" data-school="([^"]+)">', table))
     assert listed == {c for c, w in wants.items()

@@ -148,12 +148,13 @@ def standard_xlsx(table, report, definition):
         else:
             sheet.write_number(r, c, v, fmt)
 
+    meets, below = gettext("Meets"), gettext("Below")  # once: thousands of lines
+
     def verdict(r, c, ok):
         if ok is None:
             sheet.write(r, c, "–", centre)
         else:
-            sheet.write(r, c, gettext("Meets") if ok else gettext("Below"),
-                        centre if ok else fail)
+            sheet.write(r, c, meets if ok else below, centre if ok else fail)
 
     r = sub + 1
     for s in table.rows:

@@ -199,13 +199,16 @@ def area_rows(session, school_ids, today=None):
     """The figures of many schools (school_ids None: every school open today), from the
     aggregates, in no particular order."""
     today = today or local_today()
-    query = select(OrgUnit).where(OrgUnit.kind == UnitKind.school)
+    # Columns, not entities: thousands of OrgUnit objects take longer to build than the sums.
+    query = select(OrgUnit.id, OrgUnit.code, OrgUnit.name, *[
+        getattr(OrgUnit, flag) for flag, _n in MIN_COPIES_PER_STUDENT]).where(
+        OrgUnit.kind == UnitKind.school)
     if school_ids is None:
         query = query.where(OrgUnit.valid_from <= today,
                             or_(OrgUnit.valid_to.is_(None), OrgUnit.valid_to >= today))
     else:
         query = query.where(OrgUnit.id.in_(school_ids or {-1}))
-    schools = session.execute(query).scalars().all()
+    schools = session.execute(query).all()
     counts = aggregate_counts(session, school_ids)
     empty = dict.fromkeys(PARTS, 0)
     return [SchoolStandard(s.id, s.code, s.name, **counts.get(s.id, empty),
@@ -216,6 +219,19 @@ def area_rows(session, school_ids, today=None):
 # --- The statistics report "Collection against the standard" --------------------------
 
 @dataclasses.dataclass
+class UnitStandard:
+    """The schools of one office (or cluster) of the city: their sums and how many are below
+    each minimum."""
+
+    code: str
+    name: str
+    total: SchoolStandard
+    schools: int
+    below_copies: int
+    below_teacher_books: int
+
+
+@dataclasses.dataclass
 class StandardTable:
     scope: object  # services.StatScope
     rows: List[SchoolStandard]
@@ -224,6 +240,9 @@ class StandardTable:
     refreshed_at: Optional[datetime.datetime] = None
     note: str = ""
     by_unit: bool = False  # rows carry the office they fall in (the city's scope)
+    # The city's page: one line per office (thousands of school lines would be megabytes of
+    # page); the Excel file has every school.
+    units: List[UnitStandard] = dataclasses.field(default_factory=list)
 
     @property
     def below_copies(self):
@@ -273,13 +292,29 @@ def build_table(session, scope, today=None):
         return StandardTable(scope, rows, _total(rows), "live", note="")
     rows = area_rows(session, scope.school_ids, today)
     by_unit = not all(c.is_school for c in scope.columns)
+    units = []
     if by_unit:
         unit_of = {}
         for column in scope.columns:
             for sid in column.school_ids:
-                unit_of.setdefault(sid, column.name)
+                unit_of.setdefault(sid, column)
+        members = defaultdict(list)
         for r in rows:
-            r.unit_name = unit_of.get(r.school_id, "")
+            column = unit_of.get(r.school_id)
+            r.unit_name = column.name if column is not None else ""
+            members[column.code if column is not None else ""].append(r)
+        for column in scope.columns:
+            if column.code in members:
+                units.append(_unit(column.code, column.name, members[column.code]))
+        if members.get(""):  # schools outside every office (directly under the department)
+            units.append(_unit("", str(_l("Other schools")), members[""]))
     rows.sort(key=lambda r: (collation_key(r.unit_name), collation_key(r.name)))
     return StandardTable(scope, rows, _total(rows), "aggregates",
-                         refreshed_at=refreshed_at(session, scope.school_ids), by_unit=by_unit)
+                         refreshed_at=refreshed_at(session, scope.school_ids), by_unit=by_unit,
+                         units=units)
+
+
+def _unit(code, name, rows):
+    return UnitStandard(code, name, _total(rows), len(rows),
+                        sum(1 for r in rows if r.copies_ok is False),
+                        sum(1 for r in rows if r.teacher_books_ok is False))

@@ -223,7 +223,7 @@ def test_each_role_opens_its_dashboard_and_downloads_its_scope(page_as, db_query
     city = page_as("thanhtra")
     assert city.locator("#dashboard-below-standard tr.danger").count() > 0
     city.goto("/statistics/?report=collection_standard")
-    city.wait_for_selector("#stat-standard")
+    city.wait_for_selector("#stat-standard-units")  # one line per office, every school in Excel
     assert city.inner_text("#stat-scope") == "Toàn thành phố"
     _name, book = _download(city, "#stat-xlsx")
     sheet = book.active
