@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 
 from tests.browser.test_roles_in_browser import _dashboard_cards, _school_figures
 from tests.browser.test_statistics_in_browser import _codes_under, _refresh
+from tests.test_standard import expected as standard_figures
 
 SCHOOL, SCHOOL_NAME = "79000001", "Trường THCS Nguyễn Du"
 OTHER, OTHER_NAME = "79000002", "Trường THCS Nguyễn Văn Trỗi"
@@ -87,6 +88,21 @@ def _standard(session, codes=None):
         .join(DocumentType, DocumentType.id == Record.document_type_id)
         .where(held, DocumentType.code == "SNV"), Copy.school_id)).scalar()
     return readers(ReaderKind.student), copies, readers(ReaderKind.teacher), snv
+
+
+def _below(session, codes=None):
+    """How many lines the "below the standard" table of the dashboard shows (at most 20):
+    the open schools below either minimum."""
+    from app.org.models import OrgUnit, UnitKind
+
+    query = select(OrgUnit).where(OrgUnit.kind == UnitKind.school, OrgUnit.valid_to.is_(None))
+    if codes is not None:
+        query = query.where(OrgUnit.code.in_(codes))
+    below = 0
+    for school in session.execute(query).scalars():
+        row = standard_figures(session, school)
+        below += row["copies_ok"] is False or row["teacher_ok"] is False
+    return min(below, 20)
 
 
 def _holdings(session, code):
@@ -192,7 +208,8 @@ def test_each_role_opens_its_dashboard_and_downloads_its_scope(page_as, db_query
     assert SCHOOL in codes and OTHER not in codes
     office = page_as("phongvhxh")
     assert office.inner_text("#dashboard-unit") == "Phòng Văn hóa – Xã hội phường Sài Gòn"
-    assert office.locator("#dashboard-below-standard tr.danger").count() > 0
+    assert office.locator("#dashboard-below-standard tr.danger").count() == db_query(
+        lambda s: _below(s, codes))
     office.goto("/statistics/?report=collection_doctype")
     office.wait_for_selector("#stat-table")
     _name, book = _download(office, "#stat-xlsx")
@@ -221,7 +238,7 @@ def test_each_role_opens_its_dashboard_and_downloads_its_scope(page_as, db_query
 
     # --- The department inspector: the city dashboard, a city table, a school's register.
     city = page_as("thanhtra")
-    assert city.locator("#dashboard-below-standard tr.danger").count() > 0
+    assert city.locator("#dashboard-below-standard tr.danger").count() == db_query(_below)
     city.goto("/statistics/?report=collection_standard")
     city.wait_for_selector("#stat-standard-units")  # one line per office, every school in Excel
     assert city.inner_text("#stat-scope") == "Toàn thành phố"
