@@ -56,6 +56,15 @@ def create_app(config_overrides=None):
     return app
 
 
+def vn_number(n):
+    """1234 -> "1.234"; a ratio 1234.5 -> "1.234,50" (Vietnamese separators)."""
+    if isinstance(n, str):  # "–": nothing to measure
+        return n
+    if isinstance(n, float):
+        return f"{n:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{n:,}".replace(",", ".")
+
+
 def _register_template_helpers(app):
     from app.core.i18n import format_date
 
@@ -63,7 +72,7 @@ def _register_template_helpers(app):
 
     app.jinja_env.filters["vn_date"] = format_date
     app.jinja_env.filters["vn_datetime"] = format_date
-    app.jinja_env.filters["vn_number"] = lambda n: f"{n:,}".replace(",", ".")
+    app.jinja_env.filters["vn_number"] = vn_number
 
     def tojson_charts(charts):
         plain = [{k: (str(v) if not isinstance(v, (list, bool, int, float)) else

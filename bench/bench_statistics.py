@@ -268,6 +268,8 @@ def main():
                         args.requests)
                 pages[f"{scope}: xlsx loans_class"] = time_url(
                     client, log, "/statistics/xlsx?report=loans_class", 1, 3)
+                pages[f"{scope}: xlsx collection_standard"] = time_url(
+                    client, log, "/statistics/xlsx?report=collection_standard", 1, 3)
         results["pages"] = pages
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:

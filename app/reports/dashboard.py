@@ -61,6 +61,7 @@ class HomeView(IndexView):
             cards, charts, below, fresh = dashboard.area_figures(session, stat_scope, today)
             ctx["below_standard"] = below[:20]
             ctx["below_count"] = len(below)
+            ctx["standard_note"] = dashboard.STANDARD_NOTE
             ctx["figures_at"] = fresh
         ctx["cards"].extend(cards)
         ctx["charts"][:0] = charts

@@ -11,21 +11,17 @@ from sqlalchemy import func, select
 
 from app.org.models import OrgUnit
 from app.readers.models import ReaderCategory, ReaderKind
-from app.statistics import sources
-from app.statistics.models import StatMonthly, StatSnapshot
+from app.statistics import sources, standard
+from app.statistics.models import StatMonthly
 from app.statistics.refresh import default_since, refreshed_at
 
-# Minimum copies per pupil of the standard (Circular 16/2022, Decree 93; standards.md §3.3),
-# by the highest level a school teaches.
-MIN_COPIES_PER_STUDENT = [("teaches_upper_secondary", 5), ("teaches_lower_secondary", 4),
-                          ("teaches_primary", 3), ("teaches_preschool", 2)]
-
-
-def minimum_for(school):
-    for flag, minimum in MIN_COPIES_PER_STUDENT:
-        if getattr(school, flag, False):
-            return minimum
-    return None
+# Minimum copies per pupil of the standard, by the highest level a school teaches
+# (app.statistics.standard).
+minimum_for = standard.min_copies_per_student
+STANDARD_NOTE = _l("Copies per student: copies held ÷ active students (minimum 2 to 5 by "
+                   "level). Teacher books per teacher: copies of professional books (SNV) ÷ "
+                   "active teachers (minimum 1 set, 3 copies in a preschool), an estimate: "
+                   "records and readers carry no grade or subject.")
 
 
 def _student_categories(session):
@@ -61,6 +57,15 @@ def school_figures(session, school_id, today):
         sources.snapshot_select("readers.category", [school_id], today)) if row.key in students)
     cards = [(_l("Loans this school year"), loans_year, "fa-exchange-alt"),
              (_l("Registered students"), student_count, "fa-user-graduate")]
+    school = session.get(OrgUnit, school_id)
+    row = standard.school_row(session, school, today)
+    if row.min_copies is not None:
+        cards.append((_l("Copies per student (minimum %(n)d)", n=row.min_copies),
+                      row.copies_per_student if row.students else "–", "fa-balance-scale"))
+    if row.min_teacher_books is not None:
+        cards.append((_l("Teacher books per teacher (minimum %(n)d)", n=row.min_teacher_books),
+                      row.teacher_books_per_teacher if row.teachers else "–",
+                      "fa-chalkboard-teacher"))
     charts = [
         {"id": "chart-loans-month", "type": "line", "title": _l("Loans per month"),
          "labels": labels, "values": [months.get(m, 0) for m in labels]},
@@ -84,18 +89,9 @@ def area_figures(session, stat_scope, today):
             query = query.where(query.selected_columns[0].in_(ids))
         return session.execute(query).all()
 
-    student_rows = per_school(select(StatSnapshot.school_id, StatSnapshot.key,
-                                     StatSnapshot.count)
-                              .where(StatSnapshot.metric == "readers.category"))
-    pupils = defaultdict(int)
-    for sid, key, n in student_rows:
-        if key in students:
-            pupils[sid] += n
-    copies = defaultdict(int)
-    for sid, n in per_school(select(StatSnapshot.school_id, func.sum(StatSnapshot.count))
-                             .where(StatSnapshot.metric == "copies.doctype")
-                             .group_by(StatSnapshot.school_id)):
-        copies[sid] = int(n or 0)
+    rows = standard.area_rows(session, ids, today)
+    pupils = defaultdict(int, {r.school_id: r.students for r in rows})
+    copies = defaultdict(int, {r.school_id: r.copies for r in rows})
     loans = defaultdict(int)
     for sid, n in per_school(select(StatMonthly.school_id, func.sum(StatMonthly.count))
                              .where(StatMonthly.metric == "loans.category",
@@ -120,24 +116,21 @@ def area_figures(session, stat_scope, today):
                                if p else 0)
         copies_per_pupil.append(round(sum(copies[s] for s in column.school_ids) / p, 2)
                                 if p else 0)
-    school_ids = set(pupils) | set(copies)
-    schools = {u.id: u for u in session.execute(select(OrgUnit).where(
-        OrgUnit.id.in_(school_ids or {-1}))).scalars()} if school_ids else {}
-    below = []
-    for sid, school in schools.items():
-        minimum = minimum_for(school)
-        if minimum is None or not pupils[sid]:
-            continue
-        ratio = copies[sid] / pupils[sid]
-        if ratio < minimum:
-            below.append((school, round(ratio, 2), minimum))
-    below.sort(key=lambda item: item[1] / item[2])
+    # Schools below either minimum: the one most below first (the smaller share of its
+    # minimum, over the two criteria).
+    below = [r for r in rows if r.below]
+    below.sort(key=lambda r: min(
+        r.copies / (r.min_copies * r.students) if r.copies_ok is False else 2,
+        r.snv_copies / (r.min_teacher_books * r.teachers) if r.teacher_books_ok is False
+        else 2))
     total_pupils = sum(pupils.values())
     cards = [
         (_l("Loans this school year"), sum(loans.values()), "fa-exchange-alt"),
         (_l("Registered students"), total_pupils, "fa-user-graduate"),
-        (_l("Schools below the minimum copies per student"), len(below),
-         "fa-exclamation-triangle"),
+        (_l("Schools below the minimum copies per student"),
+         sum(1 for r in below if r.copies_ok is False), "fa-exclamation-triangle"),
+        (_l("Schools below the minimum teacher books per teacher"),
+         sum(1 for r in below if r.teacher_books_ok is False), "fa-chalkboard-teacher"),
     ]
     labels = [c.name for c in columns]
     charts = [

@@ -88,3 +88,123 @@ def table_xlsx(table):
     sheet.fit_to_pages(1, 0)
     book.close()
     return buffer.getvalue()
+
+
+def standard_xlsx(table, report, definition):
+    """The collection against the standard (app.statistics.standard.StandardTable): one
+    row per school with its figures, the minimums and the result; the definition below."""
+    from app.core.i18n import DATE_FORMAT, local_today
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet(gettext("Statistics")[:31])
+    font = {"font_name": "Times New Roman", "font_size": 12}
+    title = book.add_format({**font, "bold": True, "font_size": 14, "align": "center"})
+    plain = book.add_format(font)
+    italic = book.add_format({**font, "italic": True})
+    note = book.add_format({**font, "italic": True, "text_wrap": True, "valign": "top"})
+    head = book.add_format({**font, "bold": True, "border": 1, "align": "center",
+                            "valign": "vcenter", "text_wrap": True, "bg_color": "#EEEEEE"})
+    cell = book.add_format({**font, "border": 1})
+    centre = book.add_format({**font, "border": 1, "align": "center"})
+    fail = book.add_format({**font, "border": 1, "align": "center", "bold": True,
+                            "font_color": "#C0392B"})
+    number = book.add_format({**font, "border": 1, "num_format": "#,##0"})
+    ratio = book.add_format({**font, "border": 1, "num_format": "#,##0.00"})
+    total_label = book.add_format({**font, "border": 1, "bold": True})
+    total = book.add_format({**font, "border": 1, "bold": True, "num_format": "#,##0"})
+    total_ratio = book.add_format({**font, "border": 1, "bold": True, "num_format": "#,##0.00"})
+
+    lead = 2 if table.by_unit else 1
+    width = lead + 12
+    sheet.merge_range(0, 0, 0, width - 1, str(report.title).upper(), title)
+    sheet.write(1, 0, gettext("Scope: %(name)s", name=table.scope.name), plain)
+    sheet.write(2, 0, gettext("State on %(date)s", date=local_today().strftime(DATE_FORMAT)),
+                plain)
+    row = 3
+    if table.refreshed_at is not None:
+        sheet.write(row, 0, gettext("Figures counted at %(time)s",
+                                    time=table.refreshed_at.strftime(DATETIME_FORMAT)), italic)
+        row += 1
+    row += 1
+    top, sub = row, row + 1
+    sheet.merge_range(top, 0, sub, 0, gettext("School"), head)
+    if table.by_unit:
+        sheet.merge_range(top, 1, sub, 1, gettext("Unit"), head)
+    sheet.merge_range(top, lead, top, lead + 4, gettext("Copies per student"), head)
+    sheet.merge_range(top, lead + 5, top, lead + 10, gettext("Teacher books per teacher"), head)
+    sheet.merge_range(top, lead + 11, sub, lead + 11,
+                      gettext("Copies per professional title"), head)
+    subs = [gettext("Students"), gettext("Copies"), gettext("Copies per student"),
+            gettext("Minimum"), gettext("Result"), gettext("Teachers"),
+            gettext("Teacher books (copies)"), gettext("Teacher-book titles"),
+            gettext("Teacher books per teacher"), gettext("Minimum"), gettext("Result")]
+    for i, label in enumerate(subs):
+        sheet.write(sub, lead + i, label, head)
+
+    def value(r, c, v, fmt):
+        if v is None:
+            sheet.write(r, c, "–", centre)
+        else:
+            sheet.write_number(r, c, v, fmt)
+
+    meets, below = gettext("Meets"), gettext("Below")  # once: thousands of lines
+
+    def verdict(r, c, ok):
+        if ok is None:
+            sheet.write(r, c, "–", centre)
+        else:
+            sheet.write(r, c, meets if ok else below, centre if ok else fail)
+
+    r = sub + 1
+    for s in table.rows:
+        sheet.write(r, 0, s.name, cell)
+        if table.by_unit:
+            sheet.write(r, 1, s.unit_name, cell)
+        value(r, lead, s.students, number)
+        value(r, lead + 1, s.copies, number)
+        value(r, lead + 2, s.copies_per_student, ratio)
+        value(r, lead + 3, s.min_copies, number)
+        verdict(r, lead + 4, s.copies_ok)
+        value(r, lead + 5, s.teachers, number)
+        value(r, lead + 6, s.snv_copies, number)
+        value(r, lead + 7, s.snv_titles, number)
+        value(r, lead + 8, s.teacher_books_per_teacher, ratio)
+        value(r, lead + 9, s.min_teacher_books, number)
+        verdict(r, lead + 10, s.teacher_books_ok)
+        value(r, lead + 11, s.snv_copies_per_title, ratio)
+        r += 1
+    if len(table.rows) > 1:
+        t = table.total
+        sheet.write(r, 0, gettext("Total"), total_label)
+        if table.by_unit:
+            sheet.write(r, 1, "", total_label)
+        for c, v, fmt in ((lead, t.students, total), (lead + 1, t.copies, total),
+                          (lead + 2, t.copies_per_student, total_ratio),
+                          (lead + 5, t.teachers, total), (lead + 6, t.snv_copies, total),
+                          (lead + 7, t.snv_titles, total),
+                          (lead + 8, t.teacher_books_per_teacher, total_ratio),
+                          (lead + 11, t.snv_copies_per_title, total_ratio)):
+            if v is None:
+                sheet.write(r, c, "–", total_label)
+            else:
+                sheet.write_number(r, c, v, fmt)
+        for c in (lead + 3, lead + 4, lead + 9, lead + 10):
+            sheet.write(r, c, "", total_label)
+        r += 1
+    r += 1
+    for paragraph in definition:
+        sheet.merge_range(r, 0, r, width - 1, paragraph, note)
+        sheet.set_row(r, 48)
+        r += 1
+    sheet.set_column(0, 0, 34)
+    if table.by_unit:
+        sheet.set_column(1, 1, 28)
+    sheet.set_column(lead, width - 1, 11)
+    sheet.freeze_panes(sub + 1, lead)
+    sheet.repeat_rows(top, sub)
+    sheet.set_paper(9)  # A4
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)
+    book.close()
+    return buffer.getvalue()

@@ -285,7 +285,7 @@ class Report:
     group: str  # collection, readers, use
     title: object
     key_title: object
-    kind: str  # "snapshot" or "use"
+    kind: str  # "snapshot", "use" or "standard" (app.statistics.standard: rows are schools)
     metrics: tuple  # (measure, metric name, take "count" or "amount")
     dimension: str  # how keys are labelled
     by_month: bool = False
@@ -310,6 +310,8 @@ REPORTS = [
                                    ("amount", "copies.funding", "amount")), "funding"),
     Report("collection_status", "collection", _l("Copies by status"), _l("Status"), "snapshot",
        (("copies", "copies.status", "count"),), "status"),
+    Report("collection_standard", "collection", _l("Collection against the standard"),
+       _l("School"), "standard", (), "school"),
     Report("acquired_doctype", "collection", _l("Acquisitions in the period by document type"),
        _l("Document type"), "use", (("copies", "acquired.doctype", "count"),
                                     ("amount", "acquired.doctype", "amount")), "doctype"),

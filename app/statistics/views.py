@@ -16,7 +16,7 @@ from app.core.tenancy import current_scope
 from app.core.views import SchoolScopedModelView
 from app.extensions import db
 from app.registers.layout import letterhead
-from app.statistics import excel, library_report, services
+from app.statistics import excel, library_report, services, standard
 from app.statistics.models import LibraryReport
 
 
@@ -56,11 +56,9 @@ class StatisticsView(BaseView):
     @permission_name("list")
     def index(self):
         session, scope, report, period, error = self._context()
+        if report.kind == "standard":
+            return self._standard(session, scope, report, period, error)
         table = services.build_table(session, report, scope, period)
-        years = services.school_years(session)
-        year_id = request.args.get("year") or ""
-        year = next((y for y in years if str(y.id) == year_id), None) or next(
-            (y for y in years if y.starts_on <= local_today() <= y.ends_on), None)
         extras = {}
         if scope.is_school and report.group in ("use", "readers"):
             school_id = scope.unit.id
@@ -81,13 +79,26 @@ class StatisticsView(BaseView):
             "labels": [label for label, _cells, _total in table.rows],
             "values": [total[0] for _label, _cells, total in table.rows],
         }
+        return self._render(session, table=table, report=report, scope=scope, period=period,
+                            error=error, chart=chart, **extras)
+
+    def _render(self, session, **context):
+        years = services.school_years(session)
+        year_id = request.args.get("year") or ""
+        year = next((y for y in years if str(y.id) == year_id), None) or next(
+            (y for y in years if y.starts_on <= local_today() <= y.ends_on), None)
         return self.render_template(
-            "statistics/index.html", table=table, report=report, scope=scope, period=period,
-            error=error, groups=services.GROUPS, reports=services.REPORTS, years=years,
-            year=year, months=services.year_months(year) if year else [],
-            args=_args, chart=chart, all_schools=current_scope().all_schools,
-            share_label=services.MEASURES["share"],
-            title=_l("Statistics"), appbuilder=self.appbuilder, **extras)
+            "statistics/index.html", groups=services.GROUPS, reports=services.REPORTS,
+            years=years, year=year, months=services.year_months(year) if year else [],
+            args=_args, all_schools=current_scope().all_schools,
+            share_label=services.MEASURES["share"], today=local_today(),
+            title=_l("Statistics"), appbuilder=self.appbuilder, **context)
+
+    def _standard(self, session, scope, report, period, error):
+        """The collection against the standard: one row per school (the state now)."""
+        table = standard.build_table(session, scope)
+        return self._render(session, table=table, report=report, scope=scope, period=period,
+                            error=error, chart=None, definition=standard.definition())
 
     @expose("/xlsx")
     @has_access
@@ -96,8 +107,11 @@ class StatisticsView(BaseView):
         session, scope, report, period, error = self._context()
         if error:
             abort(400, error)
-        table = services.build_table(session, report, scope, period)
-        data = excel.table_xlsx(table)
+        if report.kind == "standard":
+            data = excel.standard_xlsx(standard.build_table(session, scope), report,
+                                       standard.definition())
+        else:
+            data = excel.table_xlsx(services.build_table(session, report, scope, period))
         name = f"thong-ke-{report.code}-{(scope.unit.code if scope.unit else 'thanh-pho')}.xlsx"
         return send_file(io.BytesIO(data), as_attachment=True, download_name=name,
                          mimetype="application/vnd.openxmlformats-officedocument."

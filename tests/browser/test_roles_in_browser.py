@@ -48,7 +48,7 @@ def _school_figures(session, code):
         datetime.date.today() - datetime.timedelta(days=29), datetime.time())
     location_ids = set(session.execute(
         select(Location.id).where(Location.school_id == school.id)).scalars())
-    return {
+    figures = {
         "school_id": school.id,
         "name": school.name,
         "location_ids": location_ids,
@@ -71,6 +71,23 @@ def _school_figures(session, code):
             Reader.school_id == school.id, Reader.status == ReaderStatus.active,
             ReaderCategory.kind == ReaderKind.student)).scalar(),
     }
+    # Against the standard: copies held per student, professional (SNV) copies per teacher.
+    from app.catalog.models import DocumentType
+
+    held = Copy.status.not_in([CopyStatus.withdrawn, CopyStatus.lost])
+    copies = session.execute(select(func.count(Copy.id)).where(
+        Copy.school_id == school.id, held)).scalar()
+    snv = session.execute(select(func.count(Copy.id)).join(
+        Record, Record.id == Copy.record_id).join(
+        DocumentType, DocumentType.id == Record.document_type_id).where(
+        Copy.school_id == school.id, held, DocumentType.code == "SNV")).scalar()
+    teachers = session.execute(select(func.count(Reader.id)).join(
+        ReaderCategory, ReaderCategory.id == Reader.category_id).where(
+        Reader.school_id == school.id, Reader.status == ReaderStatus.active,
+        ReaderCategory.kind == ReaderKind.teacher)).scalar()
+    figures["fa-balance-scale"] = round(copies / figures["fa-user-graduate"], 2)
+    figures["fa-chalkboard-teacher"] = round(snv / teachers, 2)
+    return figures
 
 
 def _location_count(session):
@@ -83,10 +100,10 @@ def _location_count(session):
 
 
 def _figure(text):
-    """'1.234' (Vietnamese thousands separator) -> 1234."""
+    """'1.234' (Vietnamese thousands separator) -> 1234; '0,95' (decimal comma) -> 0.95."""
     digits = text.strip().replace(".", "")
-    assert re.fullmatch(r"\d+", digits), f"not a figure: {text!r}"
-    return int(digits)
+    assert re.fullmatch(r"\d+(,\d+)?", digits), f"not a figure: {text!r}"
+    return float(digits.replace(",", ".")) if "," in digits else int(digits)
 
 
 def _dashboard_cards(page):
@@ -127,7 +144,8 @@ def _check_dashboard(page, live_server, figures, shot_path):
 
     cards = _dashboard_cards(page)
     expected = {k: figures[k] for k in ("fa-book", "fa-barcode", "fa-th", "fa-users", "fa-pen",
-                                          "fa-exchange-alt", "fa-user-graduate")}
+                                          "fa-exchange-alt", "fa-user-graduate",
+                                          "fa-balance-scale", "fa-chalkboard-teacher")}
     assert cards == expected, f"dashboard cards {cards} != database {expected}"
 
     # Chart.js comes from the app's own static files and draws both charts.
