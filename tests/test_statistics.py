@@ -428,3 +428,27 @@ def test_many_units_are_shown_a_page_at_a_time_with_the_totals_of_all(login, loa
         app.config.pop("STAT_TRANSPOSE_ABOVE", None)
         app.config.pop("STAT_UNITS_PER_PAGE", None)
         app.config.update(saved)
+
+
+def test_every_loan_fact_counts_every_loan_once(db_session, schools, loans):
+    """Each loan fact joins only the tables its key needs: every one still counts each loan
+    of the fixture once, by the right key."""
+    refresh(db_session, since=SINCE)
+    db_session.commit()
+    for code in SCHOOLS:
+        sid = schools[code].id
+        mine = [row for row in loans if row[0] == code]
+
+        def counts(metric):
+            return Counter({key: n for key, n in db_session.execute(
+                select(StatMonthly.key, func.sum(StatMonthly.count)).where(
+                    StatMonthly.school_id == sid, StatMonthly.metric == metric)
+                .group_by(StatMonthly.key)).all()})
+
+        for metric in ("loans.category", "loans.grade", "loans.class", "loans.doctype",
+                       "loans.classmain"):
+            assert sum(counts(metric).values()) == len(mine) > 0, metric
+        assert counts("loans.class") == Counter(cls or "" for *_r, cls in mine)
+        assert counts("loans.grade") == Counter("" if g is None else str(g)
+                                                for _c, g, *_r in mine)
+        assert counts("loans.category") == Counter(str(c) for _c, _g, c, *_r in mine)
