@@ -4,6 +4,7 @@ city-wide under 1 s, an office's under 500 ms).
 
     python bench/bench_statistics.py                    # PostgreSQL thuvien_bench_stats, scale 1.0
     python bench/bench_statistics.py --scale 0.1 --keep
+    python bench/bench_statistics.py --refresh --keep   # flask stats-refresh on generated loans
 
 The organisation tree comes from the city generator (3,500 schools at scale 1.0). The pages
 of many schools read only the aggregate tables (stat_monthly, stat_snapshot), so these are
@@ -53,7 +54,18 @@ def parse_args():
     p.add_argument("--keep", action="store_true", help="keep the database at the end")
     p.add_argument("--reuse", action="store_true",
                    help="measure a database kept by an earlier --keep run (no generation)")
-    return p.parse_args()
+    p.add_argument("--refresh", action="store_true",
+                   help="time `flask stats-refresh` on generated loans instead (a city with "
+                        "catalogue, readers and a school year of loans, built as "
+                        "bench_circulation does; default scale 0.05)")
+    p.add_argument("--since", default="01/09/2025",
+                   help="--refresh: first month of the full recount (the generated year)")
+    p.add_argument("--incremental-since", default="01/05/2026",
+                   help="--refresh: first month of the incremental recount")
+    args = p.parse_args()
+    if args.refresh and "--scale" not in sys.argv:
+        args.scale = 0.05
+    return args
 
 
 def fill_aggregates(db, months):
@@ -176,8 +188,93 @@ def time_url(client, log, url, warmup, n):
     return out
 
 
+def refresh_bench(args):
+    """Time the real command, `flask stats-refresh`, on generated loans: the full recount of
+    the school year, then an incremental one (--since the last month), each followed by the
+    VACUUM ANALYZE the nightly run does. Extrapolated to scale 1.0 only as an estimate."""
+    import subprocess
+
+    import bench_circulation
+
+    url = normalise(args.database_url if args.database_url != DEFAULT_URL else
+                    DEFAULT_URL.rsplit("/", 1)[0] + "/thuvien_bench_stats_refresh")
+    workdir = tempfile.mkdtemp(prefix="thuvien-bench-refresh-")
+    env = dict(os.environ, INSTANCE_PATH=workdir, DATABASE_URL=url,
+               SECRET_KEY=secrets.token_hex(32), APP_ENV="development")
+    os.environ.update(env)
+    results = {"mode": "refresh", "started_at": datetime.datetime.now(
+        datetime.timezone.utc).isoformat(timespec="seconds"), "scale": args.scale,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}}
+    if args.reuse:
+        args.keep = True
+    else:
+        create_database(url, args.drop_existing)
+    try:
+        from sqlalchemy import text
+
+        from app import create_app
+        from app.extensions import db
+
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SYNC_ROLES_ON_START": False})
+        with app.app_context():
+            results["database"] = {"dialect": db.engine.dialect.name,
+                                   "server_version": server_version(db)}
+            if not args.reuse:
+                bench_circulation.build(db, args, results)
+            results["rows"] = bench_circulation.row_counts(db)
+            results["rows"]["loans_since"] = db.session.execute(text(
+                "SELECT count(*) FROM loan WHERE loaned_at >= :d"), {
+                "d": datetime.datetime.strptime(args.since, "%d/%m/%Y")}).scalar()
+            results["rows"]["loans_incremental"] = db.session.execute(text(
+                "SELECT count(*) FROM loan WHERE loaned_at >= :d"), {
+                "d": datetime.datetime.strptime(args.incremental_since, "%d/%m/%Y")}).scalar()
+            db.session.remove()
+
+        def run(since):
+            started = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "flask", "--app", "run",
+                                  "stats-refresh", "--since", since], cwd=ROOT, env=env,
+                                 capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+            if out.returncode != 0:
+                raise SystemExit(f"stats-refresh --since {since}: {out.stderr[-2000:]}")
+            line = out.stdout.strip().splitlines()[-1]
+            return {"since": since, "wall_s": round(seconds, 1), "output": line,
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+
+        results["full"] = run(args.since)
+        results["incremental"] = run(args.incremental_since)
+        results["full_again"] = run(args.since)
+        with app.app_context():
+            results["aggregates"] = {t: db.session.execute(text(
+                f"SELECT count(*) FROM {t}")).scalar() for t in ("stat_monthly", "stat_snapshot")}
+            db.session.remove()
+        # An estimate, not a measurement: the work grows with the loans and copies, which
+        # grow linearly with the scale.
+        factor = 1.0 / args.scale
+        results["estimate_scale_1_0_s"] = {
+            "full": round(min(results["full"]["wall_s"], results["full_again"]["wall_s"])
+                          * factor),
+            "incremental": round(results["incremental"]["wall_s"] * factor),
+            "note": f"linear extrapolation x{factor:g} of the wall times at scale {args.scale}"}
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        if not args.keep:
+            drop_database(url)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+    path = os.path.join(RESULTS_DIR, f"{stamp}-statistics-refresh.json")
+    with open(path, "w") as fh:
+        json.dump(results, fh, indent=2, default=str)
+    print(json.dumps(results, indent=1, default=str))
+    print(f"Written: {os.path.relpath(path, ROOT)}")
+
+
 def main():
     args = parse_args()
+    if args.refresh:
+        return refresh_bench(args)
     workdir = tempfile.mkdtemp(prefix="thuvien-bench-stats-")
     url = args.database_url
     if url == "sqlite":

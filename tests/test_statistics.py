@@ -363,3 +363,97 @@ def test_withdrawals_of_a_weeding_round_are_counted(login, db_session, schools):
         reset([s1.id])
         refresh(db_session)
         db_session.commit()
+
+
+def _transposed(html):
+    """(key headings, {unit: [cells]} in page order, footer figures, data-units) of a table
+    shown one row per unit."""
+    body = html.split('id="stat-table"', 1)[1].split("</table>", 1)[0]
+    assert 'data-transposed="1"' in html
+    units = re.search(r'data-units="([^"]*)"', html).group(1)
+    heads = [re.sub(r"<[^>]+>", "", h).strip()
+             for h in re.findall(r'<th colspan="\d+" class="text-center">(.*?)</th>', body, re.S)]
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1].split("</tbody>")[0],
+                          re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>",
+                                                                        row, re.S)]
+        rows.append((cells[0], [int(c.replace(".", "")) for c in cells[1:]]))
+    foot = body.split("<tfoot>", 1)[1]
+    footer = [int(v.replace(".", "")) for v in re.findall(
+        r'<th class="text-right">([\d.]+)</th>', foot)]
+    return heads, rows, footer, units
+
+
+def test_many_units_are_shown_a_page_at_a_time_with_the_totals_of_all(login, loans, app,
+                                                                       db_session):
+    """A scope of many units: one row per unit, `STAT_UNITS_PER_PAGE` a page; every unit is
+    on exactly one page with the same figures as on one long page, the totals row is that of
+    every unit on each page (counted here from the loans), and the Excel file has them all."""
+    refresh(db_session, since=SINCE)
+    db_session.commit()
+    categories = dict(db_session.execute(select(ReaderCategory.id, ReaderCategory.name)).all())
+    by_category = Counter(categories[c] for _code, _g, c, _m, _cls in loans)
+    client = login("admin")
+    url = f"/statistics/?report=loans_category&{OCT_NOV}"
+    saved = {k: app.config[k] for k in ("STAT_TRANSPOSE_ABOVE", "STAT_UNITS_PER_PAGE")
+             if k in app.config}
+    try:
+        app.config.update(STAT_TRANSPOSE_ABOVE=0, STAT_UNITS_PER_PAGE=1000)
+        heads, full, footer, units = _transposed(text(client.get(url)))
+        count = len(full)
+        assert count >= 3 and units == f"1-{count}/{count}"
+        assert 'id="stat-pages"' not in text(client.get(url))
+        keys = heads[:-1]
+        assert heads[-1] == "Tổng cộng"
+        assert dict(zip(keys, footer)) == {k: by_category.get(k, 0) for k in keys}
+        assert footer[-1] == len(loans) > 0
+        app.config["STAT_UNITS_PER_PAGE"] = 2
+        pages = -(-count // 2)
+        seen = []
+        for number in range(1, pages + 1):
+            html = text(client.get(f"{url}&units={number}"))
+            p_heads, rows, p_footer, p_units = _transposed(html)
+            assert p_heads == heads and p_footer == footer  # the totals of every unit
+            assert 1 <= len(rows) <= 2
+            assert p_units == f"{2 * number - 1}-{2 * number - 2 + len(rows)}/{count}"
+            assert f"Tổng cộng cả {count} đơn vị" in html
+            links = html.split('id="stat-pages"', 1)[1].split("</p>", 1)[0]
+            assert len(re.findall(r"units=\d+", links)) == pages - 1
+            seen.extend(rows)
+        assert seen == full  # every unit once, in the same order, with the same figures
+        # A page out of range shows the last one; a page that is not a number the first.
+        assert _transposed(text(client.get(f"{url}&units=999")))[1] == full[-len(rows):]
+        assert _transposed(text(client.get(f"{url}&units=abc")))[1] == full[:2]
+        sheet = openpyxl.load_workbook(io.BytesIO(client.get(
+            f"/statistics/xlsx?report=loans_category&{OCT_NOV}&units=2").data)).active
+        values = {c.value for row in sheet.iter_rows() for c in row}
+        assert {name for name, _cells in full} <= values
+    finally:
+        app.config.pop("STAT_TRANSPOSE_ABOVE", None)
+        app.config.pop("STAT_UNITS_PER_PAGE", None)
+        app.config.update(saved)
+
+
+def test_every_loan_fact_counts_every_loan_once(db_session, schools, loans):
+    """Each loan fact joins only the tables its key needs: every one still counts each loan
+    of the fixture once, by the right key."""
+    refresh(db_session, since=SINCE)
+    db_session.commit()
+    for code in SCHOOLS:
+        sid = schools[code].id
+        mine = [row for row in loans if row[0] == code]
+
+        def counts(metric):
+            return Counter({key: n for key, n in db_session.execute(
+                select(StatMonthly.key, func.sum(StatMonthly.count)).where(
+                    StatMonthly.school_id == sid, StatMonthly.metric == metric)
+                .group_by(StatMonthly.key)).all()})
+
+        for metric in ("loans.category", "loans.grade", "loans.class", "loans.doctype",
+                       "loans.classmain"):
+            assert sum(counts(metric).values()) == len(mine) > 0, metric
+        assert counts("loans.class") == Counter(cls or "" for *_r, cls in mine)
+        assert counts("loans.grade") == Counter("" if g is None else str(g)
+                                                for _c, g, *_r in mine)
+        assert counts("loans.category") == Counter(str(c) for _c, _g, c, *_r in mine)

@@ -90,7 +90,7 @@ def register_cli(app):
         from sqlalchemy import select
 
         from app.org.models import OrgUnit, UnitKind
-        from app.statistics.refresh import refresh
+        from app.statistics.refresh import refresh, vacuum
 
         ids = None
         if schools:
@@ -107,6 +107,8 @@ def register_cli(app):
         started = time.perf_counter()
         count = refresh(db.session, ids, since=start)
         db.session.commit()
+        if ids is None:  # the nightly run: the pages read the aggregates by index only
+            vacuum(db.engine)
         click.echo(f"Đã đếm lại số liệu thống kê của {count} trường trong "
                    f"{time.perf_counter() - started:.1f} giây.")
 

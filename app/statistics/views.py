@@ -4,7 +4,7 @@ its own figures, an office its schools, the department the city by office, with 
 to any school (another unit: 404)."""
 import io
 
-from flask import abort, g, request, send_file
+from flask import abort, current_app, g, request, send_file
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
@@ -16,14 +16,14 @@ from app.core.tenancy import current_scope
 from app.core.views import SchoolScopedModelView
 from app.extensions import db
 from app.registers.layout import letterhead
-from app.statistics import excel, library_report, services, standard
+from app.statistics import display, excel, library_report, services, standard
 from app.statistics.models import LibraryReport
 
 
 def _args(**changes):
     """The page's query arguments with `changes` (None removes one): links keep the period."""
     keep = {k: v for k, v in request.args.items()
-            if k in ("report", "unit", "year", "part", "from", "to", "class") and v}
+            if k in ("report", "unit", "year", "part", "from", "to", "class", "units") and v}
     keep.update(changes)
     return {k: v for k, v in keep.items() if v is not None}
 
@@ -59,6 +59,11 @@ class StatisticsView(BaseView):
         if report.kind == "standard":
             return self._standard(session, scope, report, period, error)
         table = services.build_table(session, report, scope, period)
+        config = current_app.config
+        view = display.display(
+            table, request.args.get("units", 1),
+            config.get("STAT_UNITS_PER_PAGE", display.UNITS_PER_PAGE),
+            config.get("STAT_TRANSPOSE_ABOVE", display.TRANSPOSE_ABOVE))
         extras = {}
         if scope.is_school and report.group in ("use", "readers"):
             school_id = scope.unit.id
@@ -79,8 +84,14 @@ class StatisticsView(BaseView):
             "labels": [label for label, _cells, _total in table.rows],
             "values": [total[0] for _label, _cells, total in table.rows],
         }
-        return self._render(session, table=table, report=report, scope=scope, period=period,
-                            error=error, chart=chart, **extras)
+        return self._render(
+            session, table=table, report=report, scope=scope, period=period, error=error,
+            chart=chart, view=view,
+            units_label=_l("%(count)s units, %(per_page)s a page:", count=view.unit_count,
+                           per_page=view.per_page),
+            pages_note=_l("The total row counts every unit; the Excel file has every cell."),
+            all_units_total=_l("Total of all %(count)s units", count=view.unit_count),
+            **extras)
 
     def _render(self, session, **context):
         years = services.school_years(session)
