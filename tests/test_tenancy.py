@@ -289,3 +289,20 @@ def test_flush_guard_refuses_foreign_school_writes_from_any_code_path(app):
                 db.session.rollback()
         assert fingerprint() == before
 
+
+
+def test_long_id_lists_select_exactly_the_same_rows(app):
+    """ids_in: a short list stays IN (…); a long one is one array parameter on PostgreSQL
+    (an office's hundreds of schools). Same rows either way, none outside the list."""
+    from app.core.tenancy import ARRAY_IN_ABOVE, ids_in
+
+    with app.app_context():
+        all_ids = sorted(db.session.execute(select(OrgUnit.id)).scalars())
+        wanted = set(all_ids[::2]) | {10**9 + n for n in range(ARRAY_IN_ABOVE + 5)}
+        for ids in (wanted, set(all_ids[:3]), {-1}):
+            clause = ids_in(OrgUnit.id, ids)
+            got = set(db.session.execute(select(OrgUnit.id).where(clause)).scalars())
+            assert got == ids & set(all_ids)
+            compiled = str(clause.compile(dialect=db.engine.dialect))
+            uses_array = len(ids) > ARRAY_IN_ABOVE and db.engine.dialect.name == "postgresql"
+            assert ("ANY" in compiled) == uses_array, compiled

@@ -9,6 +9,7 @@ from collections import defaultdict
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from app.core.tenancy import ids_in
 from app.org.models import OrgUnit
 from app.readers.models import ReaderCategory, ReaderKind
 from app.statistics import sources, standard
@@ -86,7 +87,7 @@ def area_figures(session, stat_scope, today):
 
     def per_school(query):
         if ids is not None:
-            query = query.where(query.selected_columns[0].in_(ids))
+            query = query.where(ids_in(query.selected_columns[0], ids))
         return session.execute(query).all()
 
     rows = standard.area_rows(session, ids, today)

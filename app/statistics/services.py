@@ -19,6 +19,7 @@ from app.catalog.models import DocumentType
 from app.collection.models import CopyStatus, Funding
 from app.core.errors import ValidationError
 from app.core.i18n import DATE_FORMAT, collation_key, local_today
+from app.core.tenancy import ids_in
 from app.org.models import OrgLink, OrgUnit, SchoolYear, UnitKind
 from app.readers.models import ReaderCategory
 from app.statistics import sources
@@ -453,7 +454,7 @@ def _fetch(session, report, scope, period, today):
             if not exact:
                 table, query = _aggregate_query(report, metric, scope, period, None)
                 if ids is not None:
-                    query = query.where(table.school_id.in_(ids))
+                    query = query.where(ids_in(table.school_id, ids))
                 for key, count, amount in session.connection().execute(query).all():
                     key = _month_key(key) if report.by_month else key
                     for take in takes:
@@ -462,7 +463,7 @@ def _fetch(session, report, scope, period, today):
             continue
         table, query = _aggregate_query(report, metric, scope, period, table_school(report))
         if ids is not None:
-            query = query.where(table.school_id.in_(ids))
+            query = query.where(ids_in(table.school_id, ids))
         for sid, key, count, amount in session.connection().execute(query).all():
             key = _month_key(key) if report.by_month else key
             for take in takes:

@@ -20,6 +20,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from app.catalog.models import Record
 from app.circulation.models import Loan, LoanStatus, ReadingRoomUse
 from app.collection.models import Copy, CopyStatus, Intake, Location
+from app.core.tenancy import ids_in
 from app.readers.models import Reader, ReaderStatus
 from app.weeding.models import StockWithdrawal
 
@@ -135,7 +136,7 @@ def _school_of(metric):
 
 
 def _in_schools(column, school_ids):
-    return True if school_ids is None else column.in_(school_ids)
+    return True if school_ids is None else ids_in(column, school_ids)
 
 
 def use_select(metric, school_ids, start, end):

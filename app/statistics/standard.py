@@ -31,6 +31,7 @@ from sqlalchemy import and_, case, func, literal_column, or_, select
 
 from app.catalog.models import DocumentType
 from app.core.i18n import collation_key, local_today
+from app.core.tenancy import ids_in
 from app.org.models import OrgUnit, UnitKind
 from app.readers.models import ReaderCategory, ReaderKind
 from app.statistics import sources
@@ -172,7 +173,7 @@ def aggregate_counts(session, school_ids):
     inner = select(StatSnapshot.school_id.label("school_id"), part.label("part"),
                    StatSnapshot.count.label("count")).where(metric.in_(METRICS))
     if school_ids is not None:
-        inner = inner.where(StatSnapshot.school_id.in_(school_ids or {-1}))
+        inner = inner.where(ids_in(StatSnapshot.school_id, school_ids or {-1}))
     inner = inner.subquery()
     counts = defaultdict(lambda: dict.fromkeys(PARTS, 0))
     for sid, name, n in session.execute(
@@ -207,7 +208,7 @@ def area_rows(session, school_ids, today=None):
         query = query.where(OrgUnit.valid_from <= today,
                             or_(OrgUnit.valid_to.is_(None), OrgUnit.valid_to >= today))
     else:
-        query = query.where(OrgUnit.id.in_(school_ids or {-1}))
+        query = query.where(ids_in(OrgUnit.id, school_ids or {-1}))
     schools = session.execute(query).all()
     counts = aggregate_counts(session, school_ids)
     empty = dict.fromkeys(PARTS, 0)
