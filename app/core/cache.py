@@ -47,7 +47,8 @@ WATCHED_TABLES = frozenset({
 
 _VERSION = "_config_version"  # session.info: the number read in this transaction
 _DIRTY = "_config_dirty"  # session.info: this transaction changed a watched table
-_ASSUMED = "_config_assumed"  # session.info: the number `trust` assumed, not yet confirmed
+_ASSUMED = "_config_assumed"
+_URL = "_config_database"  # session.info: the URL of the session's database (entries' keys)  # session.info: the number `trust` assumed, not yet confirmed
 
 
 class ConfigVersion(Model):
@@ -81,12 +82,13 @@ def observe(session, number):
     """The number read by a statement of this transaction (`version_column`): it becomes the
     transaction's number, and an assumption (`trust`) that it contradicts raises `Stale`."""
     number = -1 if number is None else number
-    if _VERSION in session.info:
+    info = session.info
+    if _VERSION in info:
         return
-    assumed = session.info.get(_ASSUMED)
+    assumed = info.get(_ASSUMED)
     if assumed is not None and number != assumed:
         raise Stale()
-    session.info[_VERSION] = number
+    info[_VERSION] = number
 
 
 @functools.cache
@@ -105,6 +107,14 @@ def version(session):
     return number
 
 
+def _database(session, info):
+    """The session's database (its URL), looked up once per session."""
+    url = info.get(_URL)
+    if url is None:
+        url = info[_URL] = session.get_bind().url
+    return url
+
+
 def trust(session, key):
     """The entry of `key` without reading the number (no statement): the number it was stored
     under becomes this transaction's assumed number, which `observe` or `confirm` must find
@@ -114,7 +124,7 @@ def trust(session, key):
     info = session.info
     if info.get(_DIRTY) or _VERSION in info:
         return MISSING
-    entry = _entries.get((session.get_bind().url, key))
+    entry = _entries.get((_database(session, info), key))
     if entry is None or entry[0] < 0 or info.get(_ASSUMED, entry[0]) != entry[0]:
         return MISSING
     info[_ASSUMED] = entry[0]
@@ -125,7 +135,8 @@ def trust(session, key):
 def confirm(session):
     """Read the number if this transaction assumed one and no statement has read it yet
     (raises `Stale` if it differs). Call before committing or answering."""
-    if _ASSUMED in session.info and _VERSION not in session.info:
+    info = session.info
+    if _ASSUMED in info and _VERSION not in info:
         version(session)
 
 
@@ -139,14 +150,15 @@ def cached(session, key, load):
     """The value of `key` for this transaction: from the worker's cache when it was stored
     under the current version number, else `load()` (stored unless this session has changed a
     watched table, or the number is unknown)."""
-    if session.info.get(_DIRTY):
+    info = session.info
+    if info.get(_DIRTY):
         stats["loads"] += 1
         return load()
     # Keyed by database too (tests, benchmarks).
-    key = (session.get_bind().url, key)
+    key = (_database(session, info), key)
     entry = _entries.get(key)
     # The number assumed by `trust` will be checked before anything is committed or answered.
-    known = session.info.get(_VERSION, session.info.get(_ASSUMED))
+    known = info.get(_VERSION, info.get(_ASSUMED))
     if entry is not None and entry[0] == known and known >= 0:
         stats["hits"] += 1
         return entry[1]
