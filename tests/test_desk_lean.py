@@ -16,7 +16,10 @@ from app.core.signing import VerifyingSerializer
 from app.extensions import db
 from app.org.models import AppUser, OrgUnit
 from app.readers.models import Reader
-from tests.test_circulation_cache import Desk, _copy, _other_worker, _student, clean, school1  # noqa: F401
+from tests import test_circulation_cache as circulation
+from tests.test_circulation_cache import Desk, _copy, _other_worker, _student
+
+school1, clean = circulation.school1, circulation.clean  # the fixtures
 
 
 def _statements_during(fn):
