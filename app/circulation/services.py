@@ -106,9 +106,19 @@ def find_copy(session, school_id, barcode):
 def desk_connection(session):
     """The session's connection, for Core statements without the ORM layer around them (the
     desk's hot path); pending changes of the session are flushed first, as a query would."""
+    session = session.registry() if hasattr(session, "registry") else session  # scoped
     if session.new or session.dirty or session.deleted:
         session.flush()
-    return session.connection()
+    # The transaction's connection, looked up once per transaction.
+    kept = session.info.get(_DESK_CONNECTION)
+    if kept is not None and kept[0] is session.get_transaction():
+        return kept[1]
+    connection = session.connection()
+    session.info[_DESK_CONNECTION] = (session.get_transaction(), connection)
+    return connection
+
+
+_DESK_CONNECTION = "_desk_connection"  # session.info: (transaction, its connection)
 
 
 _DESK_READER_COLUMNS = ("id", "school_id", "category_id", "status", "valid_until",

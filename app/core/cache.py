@@ -108,10 +108,11 @@ def version(session):
 
 
 def _database(session, info):
-    """The session's database (its URL), looked up once per session."""
+    """The session's database (its URL as a string: a URL object renders itself to hash),
+    looked up once per session."""
     url = info.get(_URL)
     if url is None:
-        url = info[_URL] = session.get_bind().url
+        url = info[_URL] = session.get_bind().url.render_as_string()
     return url
 
 

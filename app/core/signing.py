@@ -93,7 +93,7 @@ class VerifiedCSRFProtect(CSRFProtect):
         if request.method not in current_app.config["WTF_CSRF_METHODS"]:
             return
         try:
-            self._validate(self._get_csrf_token())
+            self._validate(self._token())
         except ValidationError as e:
             logger.info(e.args[0])
             self._error_response(e.args[0])
@@ -104,6 +104,17 @@ class VerifiedCSRFProtect(CSRFProtect):
             if not same_origin(request.referrer, good_referrer):
                 self._error_response("The referrer does not match the host.")
         g.csrf_valid = True  # mark this request as CSRF valid
+
+    def _token(self):
+        """_get_csrf_token: the form's field first, then the headers. A body that is not a
+        form (the desk's JSON) has no form field: straight to the headers."""
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return self._get_csrf_token()
+        for header_name in current_app.config["WTF_CSRF_HEADERS"]:
+            token = request.headers.get(header_name)
+            if token:
+                return token
+        return None
 
     def _validate(self, data):
         """flask_wtf.csrf.validate_csrf with the defaults of the configuration."""
