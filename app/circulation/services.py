@@ -252,8 +252,14 @@ class Lent(NamedTuple):
     copy: DeskCopy
 
 
+# The columns of the open loan that a return reads (a narrow row: each column read costs).
+ReturnedLoan = namedtuple("ReturnedLoan", [
+    "id", "school_id", "copy_id", "reader_id", "loaned_at", "due_on", "renewals", "fine",
+    "note", "status", "returned_at", "returned_by_id"])
+
+
 class Returned(NamedTuple):
-    loan: LoanRow
+    loan: ReturnedLoan  # the loan's columns after the return
     copy: DeskCopy
     reader_name: str
     hold: Optional[Hold]  # set aside for the next reader waiting for the title
@@ -262,6 +268,7 @@ class Returned(NamedTuple):
 _COPY_COLUMNS = (Copy.id, Copy.status, Copy.accession_label, Copy.barcode, Copy.record_id,
                  Record.title, Record.call_number, Record.document_type_id)
 _LOAN_COLUMNS = tuple(Loan.__table__.c)
+_RETURN_LOAN_COLUMNS = tuple(getattr(Loan, key) for key in ReturnedLoan._fields[:9])
 
 
 @functools.cache
@@ -289,7 +296,7 @@ def _desk_statements():
         # (the first statement of a return: the worker's cache number comes along, see
         # app.core.cache.observe)
         return_copy=by_code(copies.add_columns(
-            *_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
+            *_RETURN_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
             select(Hold.id).where(Hold.school_id == school, Hold.record_id == Copy.record_id,
                                   Hold.status == HoldStatus.waiting)
             .order_by(Hold.placed_at, Hold.id).limit(1).correlate(Copy).scalar_subquery(),
@@ -483,7 +490,8 @@ def _hold_on_copy(session, copy_id):
 def checkin(session, actor, school_id, barcode, today=None, damaged=False):
     """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
     result = take_back(session, actor, school_id, barcode, today, damaged)
-    return _loan_in_session(session, result.loan._asdict()), result.hold
+    # The Loan of the session (kept in step by take_back), else loaded.
+    return session.get(Loan, result.loan.id), result.hold
 
 
 def take_back(session, actor, school_id, barcode, today=None, damaged=False):
@@ -494,10 +502,10 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     # in one statement.
     row = _desk_copy(session, statements["return_copy"], school_id, barcode)
     cache.observe(session, row[-1])
-    copy, n = DeskCopy(*row[:8]), len(_LOAN_COLUMNS)
+    copy, n = DeskCopy(*row[:8]), len(_RETURN_LOAN_COLUMNS)
     if row[8] is None:
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
-    values = {column.key: value for column, value in zip(_LOAN_COLUMNS, row[8:8 + n])}
+    values = dict(zip(ReturnedLoan._fields, row[8:8 + n]))
     reader_name = f"{row[8 + n]} {row[9 + n]}".strip()
     waiting = row[10 + n] or 0
     settings = policies.school_policy(session, school_id).settings
@@ -531,7 +539,7 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
         else:
             _set_copy_status(session, school_id, copy.id, CopyStatus.available)
         hold = _next_hold(session, school_id, copy.record_id, copy, today, settings, waiting)
-    return Returned(LoanRow(**values), copy, reader_name, hold)
+    return Returned(ReturnedLoan(**values), copy, reader_name, hold)
 
 
 def _first_waiting(school_id, record_id):
