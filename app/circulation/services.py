@@ -367,7 +367,10 @@ def _desk_copy(session, statements, school_id, barcode):
 
 def _sync(session, model, pk, **values):
     """Core statements bypass the session: an object it holds for this row gets the values."""
-    obj = session.identity_map.get(identity_key(model, (pk,)))
+    identity_map = session.identity_map
+    if not identity_map:  # the desk's requests hold no object
+        return None
+    obj = identity_map.get(identity_key(model, (pk,)))
     if obj is not None:
         for key, value in values.items():
             set_committed_value(obj, key, value)
