@@ -27,13 +27,15 @@ from app.readers.models import Reader
 
 
 def desk_api(view):
-    """FAB's `has_access_api` (the "desk" permission, 401/403), with the logged-in user and
-    their permissions taken from the worker's cache on trust: no statement to read the
-    cache's number (app.core.cache.trust). The request's first statement reads it along with
-    its own columns (`cache.observe`), `_answer` reads it if none did, before committing or
-    answering, and so does a refusal here. If the entries were stale (`cache.Stale`: an
-    account, role or permission changed meanwhile), nothing is kept: the request runs again
-    from the start the ordinary way. CSRF is checked before (CSRFProtect), as everywhere."""
+    """FAB's `has_access_api` (the "desk" permission, 401/403) for the desk's JSON API, made
+    lean: the logged-in user, their permissions and their school are taken from the worker's
+    cache on trust (AppSecurityManager.trusted_user_for, tenancy.school_user_scope): no
+    statement, no copy of the user in the request's session. The request's first statement
+    reads the cache's number along with its own columns (`cache.observe`); `_answer` reads it
+    if none did, before committing or answering. If the entries were stale (`cache.Stale`:
+    an account, role, group, unit or permission changed meanwhile), nothing is kept: the
+    request runs again from the start the ordinary way (Flask-Login, FAB's has_access), which
+    also answers every refusal. CSRF is checked before (CSRFProtect), as everywhere."""
     guarded = has_access_api(view)
 
     @functools.wraps(guarded)
@@ -61,6 +63,7 @@ def desk_api(view):
             return guarded(self, *args, **kwargs)
         finally:
             g.pop(TRUST_CACHE, None)
+            cache.forget_assumption(db.session)
     return wrapper
 
 

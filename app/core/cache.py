@@ -133,6 +133,13 @@ def trust(session, key):
     return entry[1]
 
 
+def forget_assumption(session):
+    """Drop an assumption left by a request that ended on an error (nothing was committed):
+    the next transaction of this session reads the number again."""
+    if _VERSION not in session.info:
+        session.info.pop(_ASSUMED, None)
+
+
 def confirm(session):
     """Read the number if this transaction assumed one and no statement has read it yet
     (raises `Stale` if it differs). Call before committing or answering."""
