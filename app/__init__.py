@@ -19,6 +19,9 @@ def create_app(config_overrides=None):
     if config_overrides:
         app.config.update(config_overrides)
     app.config.setdefault("FAB_BASE_TEMPLATE", "app/baselayout.html")
+    from app.core.signing import VerifiedSessionInterface
+
+    app.session_interface = VerifiedSessionInterface()  # verified cookies kept per worker
     from app.core.security import password_policy
 
     app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_policy)
@@ -41,6 +44,7 @@ def create_app(config_overrides=None):
         csrf.init_app(app)
         appbuilder = AppBuilder()
         appbuilder.init_app(app, db.session)
+        i18n.cache_locales(app)
         from app.core.registry import register_views
 
         register_views(appbuilder)

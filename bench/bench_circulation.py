@@ -76,6 +76,10 @@ def parse_args():
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument("--keep-alive", type=int, default=30, help="seconds a gthread worker "
                    "keeps an idle connection")
+    p.add_argument("--worker-tmp-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else "",
+                   help="gunicorn's --worker-tmp-dir: the heartbeat file each worker touches "
+                        "at every turn of its loop (a RAM disk; '' = gunicorn's default, "
+                        "the system's temporary folder)")
     p.add_argument("--duration", type=float, default=60, help="seconds measured per config")
     p.add_argument("--warmup", type=float, default=5, help="seconds before measuring")
     p.add_argument("--items", type=int, default=3, help="copies lent per reader and loop "
@@ -202,6 +206,7 @@ class Http:
     def __init__(self, port):
         self.port, self.cookies, self.conn = port, {}, None
         self.connections = 0  # opened, for the results
+        self.requests = 0  # sent, warm-up and log-in included (CPU per request)
 
     def request(self, method, path, body=None, headers=None):
         headers = dict(headers or {})
@@ -213,6 +218,7 @@ class Http:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             if not reused:
                 self.connections += 1
+            self.requests += 1
             try:
                 self.conn.request(method, path, body=body, headers=headers)
                 resp = self.conn.getresponse()
@@ -304,7 +310,8 @@ def http_client(port, fixture, items, start_at, stop_at, queue):
 
         ops = []
         desk_loop(ops, start_at, stop_at, items, fixture, reader, checkout, checkin)
-        queue.put({"ops": ops, "errors": errors, "connections": client.connections})
+        queue.put({"ops": ops, "errors": errors, "connections": client.connections,
+                   "requests": client.requests, "cpu_s": time.process_time()})
     except Exception as error:  # reported, not hidden
         queue.put({"ops": [], "errors": [repr(error)] + errors})
 
@@ -356,6 +363,7 @@ class BareDesk:
         self.school, self.librarian = fixture["school_id"], librarian_id
         self.today = datetime.date.today()
         self.errors = []
+        self.operations = 0  # warm-up included (CPU per operation)
 
     def q(self, name, *params):
         return self.conn.execute(BARE[name], params)
@@ -403,6 +411,7 @@ class BareDesk:
 
     def guarded(self, fn):
         def run(arg):
+            self.operations += 1
             try:
                 return fn(arg)
             except Exception as error:
@@ -418,12 +427,30 @@ def bare_client(dsn, fixture, items, start_at, stop_at, librarian_id, queue):
     desk_loop(ops, start_at, stop_at, items, fixture, desk.guarded(desk.reader),
               desk.guarded(desk.checkout), desk.guarded(desk.checkin))
     desk.conn.close()
-    queue.put({"ops": ops, "errors": desk.errors})
+    queue.put({"ops": ops, "errors": desk.errors, "requests": desk.operations,
+               "cpu_s": time.process_time()})
 
 
-def run_clients(target, fixtures, args, extra=()):
-    """Start one process per fixture, wait for them; returns the merged operations."""
+def process_cpu(pids):
+    """CPU seconds (user + system) used so far by these processes and their threads."""
+    return backend_cpu(pids)
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+def run_clients(target, fixtures, args, extra=(), server=None):
+    """Start one process per fixture, wait for them; returns the merged operations, and the
+    CPU per request of the clients and of the `server` (gunicorn's pid: its workers), warm-up
+    and log-in included."""
     ctx = multiprocessing.get_context("fork")
+    workers = children(server) if server else []
+    server_cpu = process_cpu(workers)
     queue = ctx.Queue()
     start_at = time.time() + 2 + args.warmup  # time to log in, then the warm-up
     stop_at = start_at + args.duration
@@ -439,6 +466,14 @@ def run_clients(target, fixtures, args, extra=()):
     out = summarise(ops, args.duration, errors)
     if any("connections" in o for o in outs):
         out["http_connections_opened"] = sum(o.get("connections", 0) for o in outs)
+    requests = sum(o.get("requests", 0) for o in outs)
+    if requests:
+        out["requests_all"] = requests
+        out["client_cpu_ms_per_request"] = round(
+            sum(o.get("cpu_s", 0) for o in outs) / requests * 1000, 3)
+        if workers:
+            out["gunicorn_workers_cpu_ms_per_request"] = round(
+                (process_cpu(workers) - server_cpu) / requests * 1000, 3)
     return out
 
 
@@ -463,10 +498,11 @@ def summarise(ops, duration, errors):
 
 def gunicorn_options(args):
     """The worker class and its options, as in README.md's production command."""
+    tmp = ["--worker-tmp-dir", args.worker_tmp_dir] if args.worker_tmp_dir else []
     if args.worker_class == "sync":
-        return ["-k", "sync"]
+        return ["-k", "sync", *tmp]
     return ["-k", args.worker_class, "--threads", str(args.threads),
-            "--keep-alive", str(args.keep_alive)]
+            "--keep-alive", str(args.keep_alive), *tmp]
 
 
 def start_gunicorn(workers, env, workdir, options=()):
@@ -708,7 +744,8 @@ def main():
             load_before = [round(x, 2) for x in os.getloadavg()]
             proc, port, log = start_gunicorn(workers, env, workdir, gunicorn_options(args))
             try:
-                app_run = run_clients(http_client, fixtures[:clients], args, extra=(port,))
+                app_run = run_clients(http_client, fixtures[:clients], args, extra=(port,),
+                                      server=proc.pid)
             finally:
                 stop_gunicorn(proc, log)
             load_after_app = [round(x, 2) for x in os.getloadavg()]
@@ -771,6 +808,10 @@ def print_run(run):
           f"connections opened", flush=True)
     line(f"app  {run['workers']}w x {run['clients']}c", run["app"])
     line(f"bare {run['clients']}c", run["bare"])
+    print(f"  CPU per request (warm-up included): gunicorn workers "
+          f"{run['app'].get('gunicorn_workers_cpu_ms_per_request')} ms, HTTP clients "
+          f"{run['app'].get('client_cpu_ms_per_request')} ms; bare clients "
+          f"{run['bare'].get('client_cpu_ms_per_request')} ms", flush=True)
     app = run["app"]
     verdict = ("met" if all(app.get(op, {}).get("p95_ms", 1e9) < TARGET_P95_MS
                             for op in ("checkout", "return"))

@@ -235,21 +235,24 @@ def test_a_permission_taken_away_is_refused_at_the_next_request(app, login, db_s
 
 
 def test_checkout_and_return_statements(login, db_session, school1, clean):
-    """With the caches warm, a checkout at the desk costs six statements and a return four:
-    the cache's version number (the user comes from the cache), the reader, the copy, the reader's open loans,
-    the insert and the copy's update; the copy with its open loan, the loan's update and the
-    copy's update."""
+    """With the caches warm, a checkout at the desk costs three statements on PostgreSQL: the
+    reader with the types of their open loans and the cache's number (the user and the
+    permissions come from the cache, app.core.cache.trust), the copy, then the insert and the
+    copy's update in one statement; a return two: the copy with its open loan (and the
+    number), then the loan's and the copy's update in one. SQLite, without data-modifying
+    CTEs, sends the insert (or the loan's update) and the copy's update apart."""
     desk = Desk(login("thuvien"))
     student = _student(db_session, school1)
     barcodes = [_copy(db_session, school1, "STN", n).barcode for n in range(2)]
     reader_id = student.id
     desk.scan(barcodes[0], reader_id=reader_id)
     desk.scan(barcodes[0])
-    statements, full = [], []
+    statements, full, whole = [], [], []
 
     def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement.split()[0].upper())
         full.append(" ".join(statement.split())[:150])
+        whole.append(" ".join(statement.split()))
 
     event.listen(db.engine, "before_cursor_execute", count)
     try:
@@ -261,8 +264,15 @@ def test_checkout_and_return_statements(login, db_session, school1, clean):
         checkin = list(statements)
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
-    assert checkout == ["SELECT"] * 4 + ["INSERT", "UPDATE"], full
-    assert checkin == ["SELECT", "SELECT", "UPDATE", "UPDATE"], checkin
+    if db.engine.dialect.name == "postgresql":
+        assert checkout == ["SELECT", "SELECT", "WITH"], full
+        assert checkin == ["SELECT", "WITH"], checkin
+    else:
+        assert checkout == ["SELECT", "SELECT", "INSERT", "UPDATE"], full
+        assert checkin == ["SELECT", "UPDATE", "UPDATE"], checkin
+    # No statement of its own for the cache's number: it comes with the first one.
+    assert "FROM config_version" in whole[0] and not any(
+        s.startswith("SELECT config_version") for s in whole), whole
 
 
 def test_loans_are_their_own_history_a_damaged_return_is_audited(login, db_session, school1,

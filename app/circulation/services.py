@@ -11,7 +11,7 @@ from collections import namedtuple
 from typing import NamedTuple, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy import String, and_, bindparam, cast, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -23,6 +23,7 @@ from app.circulation.models import (
     ClassLoan, Compensation, Hold, HoldStatus, Loan, LoanKind, LoanStatus, ReadingRoomUse,
 )
 from app.collection.models import Copy, CopyStatus
+from app.core import cache
 from app.core.errors import DomainError
 from app.core.i18n import format_date, local_today
 from app.core.tenancy import guard_rows
@@ -57,9 +58,13 @@ def find_reader(session, school_id, card):
     card = (card or "").strip()
     if not card:
         raise CirculationError(_l("Scan or type a reader card."))
-    reader = session.scalars(select(Reader).where(
-        Reader.school_id == school_id,
-        (Reader.barcode == card) | (Reader.card_number == card)).limit(1)).first()
+    # The worker's cache number comes along (app.core.cache.observe).
+    row = session.execute(_reader_by_card_statement(),
+                          {"school_id": school_id, "card": card}).first()
+    reader = None
+    if row is not None:
+        reader, number = row
+        cache.observe(session, number)
     if reader is None:
         reader = session.scalars(select(Reader).where(
             Reader.school_id == school_id, Reader.code == card).limit(2)).first()
@@ -67,6 +72,14 @@ def find_reader(session, school_id, card):
         raise CirculationError(_l("No reader of this school has the card “%(card)s”."),
                                card=card)
     return reader
+
+
+@functools.cache
+def _reader_by_card_statement():
+    card = bindparam("card")
+    return select(Reader, cache.version_column()).where(
+        Reader.school_id == bindparam("school_id"),
+        (Reader.barcode == card) | (Reader.card_number == card)).limit(1)
 
 
 def find_copy(session, school_id, barcode):
@@ -93,13 +106,28 @@ def find_copy(session, school_id, barcode):
 def desk_connection(session):
     """The session's connection, for Core statements without the ORM layer around them (the
     desk's hot path); pending changes of the session are flushed first, as a query would."""
+    session = session.registry() if hasattr(session, "registry") else session  # scoped
     if session.new or session.dirty or session.deleted:
         session.flush()
-    return session.connection()
+    # The transaction's connection, looked up once per transaction.
+    kept = session.info.get(_DESK_CONNECTION)
+    if kept is not None and kept[0] is session.get_transaction():
+        return kept[1]
+    connection = session.connection()
+    session.info[_DESK_CONNECTION] = (session.get_transaction(), connection)
+    return connection
+
+
+_DESK_CONNECTION = "_desk_connection"  # session.info: (transaction, its connection)
+
+
+_DESK_READER_COLUMNS = ("id", "school_id", "category_id", "status", "valid_until",
+                        "class_name", "family_name", "given_name")
 
 
 class DeskReader(NamedTuple):
-    """The columns of a reader that a checkout needs (`lend` takes it in place of a Reader)."""
+    """The columns of a reader that a checkout needs (`lend` takes it in place of a Reader),
+    and the document type of each of their open loans (for the limits)."""
 
     id: int
     school_id: int
@@ -109,6 +137,7 @@ class DeskReader(NamedTuple):
     class_name: Optional[str]
     family_name: str
     given_name: str
+    open_loan_types: Optional[tuple] = None  # None: not read (`lend` asks)
 
     @property
     def full_name(self):
@@ -117,15 +146,31 @@ class DeskReader(NamedTuple):
 
 @functools.cache
 def _desk_reader_statement():
-    return select(*(getattr(Reader, name) for name in DeskReader._fields)).where(
+    # The types of the reader's open loans as one string ('' for a record without a type),
+    # so that a checkout asks for the reader and their loans in one statement.
+    types = (select(func.aggregate_strings(
+        func.coalesce(cast(Record.document_type_id, String), ""), ","))
+        .select_from(Loan).join(Copy, Copy.id == Loan.copy_id)
+        .join(Record, Record.id == Copy.record_id)
+        .where(Loan.reader_id == Reader.id, Loan.status == LoanStatus.active)
+        .correlate(Reader).scalar_subquery())
+    return select(*(getattr(Reader, name) for name in _DESK_READER_COLUMNS), types,
+                  cache.version_column()).where(
         Reader.id == bindparam("reader_id"), Reader.school_id == bindparam("school_id"))
 
 
 def desk_reader(session, school_id, reader_id):
-    """The school's reader `reader_id` as a DeskReader, or None."""
+    """The school's reader `reader_id` as a DeskReader with their open loans' types, or None.
+    The first statement of a checkout at the desk: the worker's cache number comes along
+    (app.core.cache.observe)."""
     row = desk_connection(session).execute(_desk_reader_statement(),
                           {"reader_id": reader_id, "school_id": school_id}).first()
-    return DeskReader(*row) if row is not None else None
+    if row is None:
+        return None
+    cache.observe(session, row[-1])
+    types = row[-2]
+    types = () if types is None else tuple(int(t) if t else None for t in types.split(","))
+    return DeskReader(*row[:-2], open_loan_types=types)
 
 
 def check_reader(reader, today):
@@ -207,8 +252,14 @@ class Lent(NamedTuple):
     copy: DeskCopy
 
 
+# The columns of the open loan that a return reads (a narrow row: each column read costs).
+ReturnedLoan = namedtuple("ReturnedLoan", [
+    "id", "school_id", "copy_id", "reader_id", "loaned_at", "due_on", "renewals", "fine",
+    "note", "status", "returned_at", "returned_by_id"])
+
+
 class Returned(NamedTuple):
-    loan: LoanRow
+    loan: ReturnedLoan  # the loan's columns after the return
     copy: DeskCopy
     reader_name: str
     hold: Optional[Hold]  # set aside for the next reader waiting for the title
@@ -217,6 +268,7 @@ class Returned(NamedTuple):
 _COPY_COLUMNS = (Copy.id, Copy.status, Copy.accession_label, Copy.barcode, Copy.record_id,
                  Record.title, Record.call_number, Record.document_type_id)
 _LOAN_COLUMNS = tuple(Loan.__table__.c)
+_RETURN_LOAN_COLUMNS = tuple(getattr(Loan, key) for key in ReturnedLoan._fields[:9])
 
 
 @functools.cache
@@ -232,17 +284,23 @@ def _desk_statements():
     copies = select(*_COPY_COLUMNS).join(Record, Record.id == Copy.record_id)
     loans = Loan.__table__
     columns = [c for c in loans.c if c.key != "id"]
+    insert = (f"INSERT INTO loan ({', '.join(c.name for c in columns)}) "
+              f"VALUES ({', '.join(':' + c.key for c in columns)}) "
+              "ON CONFLICT (copy_id) WHERE status = 'active' DO NOTHING")
     return dict(
         # checkout: the copy, its record and a hold that set it aside
         lend_copy=by_code(copies.add_columns(Hold.id, Hold.reader_id).outerjoin(
             Hold, and_(Hold.copy_id == Copy.id, Hold.status == HoldStatus.ready))),
         # return: the copy, its record, its open loan, the loan's reader and the first hold
         # waiting for the title
+        # (the first statement of a return: the worker's cache number comes along, see
+        # app.core.cache.observe)
         return_copy=by_code(copies.add_columns(
-            *_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
+            *_RETURN_LOAN_COLUMNS, Reader.family_name, Reader.given_name,
             select(Hold.id).where(Hold.school_id == school, Hold.record_id == Copy.record_id,
                                   Hold.status == HoldStatus.waiting)
-            .order_by(Hold.placed_at, Hold.id).limit(1).correlate(Copy).scalar_subquery())
+            .order_by(Hold.placed_at, Hold.id).limit(1).correlate(Copy).scalar_subquery(),
+            cache.version_column())
             .outerjoin(Loan, and_(Loan.copy_id == Copy.id, Loan.status == LoanStatus.active))
             .outerjoin(Reader, Reader.id == Loan.reader_id)),
         open_loan_types=select(Record.document_type_id).select_from(Loan)
@@ -252,11 +310,16 @@ def _desk_statements():
         # second insert does nothing. Written as text because SQLAlchemy does not cache the
         # compiled form of the dialects' INSERT ... ON CONFLICT; the same SQL on PostgreSQL
         # and SQLite (3.35 and later).
-        insert_loan=text(
-            f"INSERT INTO loan ({', '.join(c.name for c in columns)}) "
-            f"VALUES ({', '.join(':' + c.key for c in columns)}) "
-            "ON CONFLICT (copy_id) WHERE status = 'active' DO NOTHING RETURNING id")
+        insert_loan=text(insert + " RETURNING id")
         .bindparams(*[bindparam(c.key, type_=c.type) for c in columns]),
+        # PostgreSQL: the copy goes on loan in the same statement, only if the loan was
+        # inserted.
+        insert_loan_and_copy=text(
+            f"WITH lent AS ({insert} RETURNING id, copy_id) "
+            "UPDATE copy SET status = :on_loan FROM lent "
+            "WHERE copy.id = lent.copy_id AND copy.school_id = :school_id RETURNING lent.id")
+        .bindparams(*[bindparam(c.key, type_=c.type) for c in columns],
+                    bindparam("on_loan", type_=Copy.__table__.c.status.type)),
         close_loan=update(loans).where(
             loans.c.id == bindparam("b_id"), loans.c.school_id == bindparam("b_school_id"),
             loans.c.status == LoanStatus.active).values(
@@ -267,6 +330,21 @@ def _desk_statements():
             Copy.__table__.c.id == bindparam("b_id"),
             Copy.__table__.c.school_id == bindparam("b_school_id"))
         .values(status=bindparam("b_status")),
+        # PostgreSQL: the loan closed and its copy back on the shelf in one statement (one
+        # round trip); it updates the copy only when it closed the open loan.
+        close_loan_and_copy=text(
+            "WITH closed AS (UPDATE loan SET status = :returned, returned_at = :returned_at, "
+            "returned_by_id = :returned_by_id, fine = :fine, note = :note "
+            "WHERE id = :id AND school_id = :school_id AND status = :active "
+            "RETURNING copy_id) "
+            "UPDATE copy SET status = :available FROM closed "
+            "WHERE copy.id = closed.copy_id AND copy.school_id = :school_id")
+        .bindparams(bindparam("returned", type_=Loan.__table__.c.status.type),
+                    bindparam("active", type_=Loan.__table__.c.status.type),
+                    bindparam("available", type_=Copy.__table__.c.status.type),
+                    bindparam("returned_at", type_=Loan.__table__.c.returned_at.type),
+                    bindparam("fine", type_=Loan.__table__.c.fine.type),
+                    bindparam("note", type_=Loan.__table__.c.note.type)),
     )
 
 
@@ -289,7 +367,10 @@ def _desk_copy(session, statements, school_id, barcode):
 
 def _sync(session, model, pk, **values):
     """Core statements bypass the session: an object it holds for this row gets the values."""
-    obj = session.identity_map.get(identity_key(model, (pk,)))
+    identity_map = session.identity_map
+    if not identity_map:  # the desk's requests hold no object
+        return None
+    obj = identity_map.get(identity_key(model, (pk,)))
     if obj is not None:
         for key, value in values.items():
             set_committed_value(obj, key, value)
@@ -356,7 +437,10 @@ def lend(session, actor, school_id, reader, barcode, today=None):
         raise CirculationError(
             _l("“%(title)s” is for the reading room only: record it as in-library reading."),
             title=copy.title)
-    used = sum(1 for type_id in open_loan_types(session, reader.id)
+    types = getattr(reader, "open_loan_types", None)
+    if types is None:
+        types = open_loan_types(session, reader.id)
+    used = sum(1 for type_id in types
                if policies.pick_rule(rules, reader.category_id, type_id) is rule)
     if used >= rule.max_items:
         raise CirculationError(
@@ -374,10 +458,22 @@ def lend(session, actor, school_id, reader, barcode, today=None):
                   returned_by_id=None, fine=None, compensation=None, compensation_amount=None,
                   compensation_settled_on=None, note=None)
     guard_rows(Loan, [school_id])
-    values["id"] = desk_connection(session).execute(statements["insert_loan"], values).scalar()
-    if values["id"] is None:  # nothing has been written
-        raise CirculationError(_l("Copy %(copy)s was just lent at another desk."), copy=label)
-    _set_copy_status(session, school_id, copy.id, CopyStatus.on_loan)
+    conn = desk_connection(session)
+    if conn.dialect.name == "postgresql":
+        # The loan and the copy's status in one statement (one round trip).
+        guard_rows(Copy, [school_id])
+        values["id"] = conn.execute(statements["insert_loan_and_copy"],
+                                    dict(values, on_loan=CopyStatus.on_loan)).scalar()
+        if values["id"] is None:  # nothing has been written
+            raise CirculationError(_l("Copy %(copy)s was just lent at another desk."),
+                                   copy=label)
+        _sync(session, Copy, copy.id, status=CopyStatus.on_loan)
+    else:
+        values["id"] = conn.execute(statements["insert_loan"], values).scalar()
+        if values["id"] is None:  # nothing has been written
+            raise CirculationError(_l("Copy %(copy)s was just lent at another desk."),
+                                   copy=label)
+        _set_copy_status(session, school_id, copy.id, CopyStatus.on_loan)
     if hold_id is not None:  # the reader's own hold: fulfilled
         session.get(Hold, hold_id).status = HoldStatus.fulfilled
     return Lent(LoanRow(**values), copy)
@@ -397,7 +493,8 @@ def _hold_on_copy(session, copy_id):
 def checkin(session, actor, school_id, barcode, today=None, damaged=False):
     """Return the copy with `barcode`. Returns (loan, hold set aside or None)."""
     result = take_back(session, actor, school_id, barcode, today, damaged)
-    return _loan_in_session(session, result.loan._asdict()), result.hold
+    # The Loan of the session (kept in step by take_back), else loaded.
+    return session.get(Loan, result.loan.id), result.hold
 
 
 def take_back(session, actor, school_id, barcode, today=None, damaged=False):
@@ -407,10 +504,11 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     # The copy, its open loan, the loan's reader and the first hold waiting for the title,
     # in one statement.
     row = _desk_copy(session, statements["return_copy"], school_id, barcode)
-    copy, n = DeskCopy(*row[:8]), len(_LOAN_COLUMNS)
+    cache.observe(session, row[-1])
+    copy, n = DeskCopy(*row[:8]), len(_RETURN_LOAN_COLUMNS)
     if row[8] is None:
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
-    values = {column.key: value for column, value in zip(_LOAN_COLUMNS, row[8:8 + n])}
+    values = dict(zip(ReturnedLoan._fields, row[8:8 + n]))
     reader_name = f"{row[8 + n]} {row[9 + n]}".strip()
     waiting = row[10 + n] or 0
     settings = policies.school_policy(session, school_id).settings
@@ -421,9 +519,16 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     if damaged:
         values["note"] = str(_l("Returned damaged"))
     guard_rows(Loan, [school_id])
-    closed = desk_connection(session).execute(statements["close_loan"], {
-        "b_" + key: values[key] for key in ("id", "school_id", "returned_at", "returned_by_id",
-                                            "fine", "note")})
+    conn = desk_connection(session)
+    keys = ("id", "school_id", "returned_at", "returned_by_id", "fine", "note")
+    if not damaged and conn.dialect.name == "postgresql":
+        guard_rows(Copy, [school_id])
+        closed = conn.execute(statements["close_loan_and_copy"], dict(
+            {key: values[key] for key in keys}, returned=LoanStatus.returned,
+            active=LoanStatus.active, available=CopyStatus.available))
+    else:
+        closed = conn.execute(statements["close_loan"], {"b_" + key: values[key]
+                                                         for key in keys})
     if closed.rowcount != 1:  # returned at another desk a moment ago
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
     _sync(session, Loan, values["id"], **values)
@@ -432,9 +537,12 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
         # A change of the copy's condition: through the ORM, so that it is audited.
         session.get(Copy, copy.id).status = CopyStatus.damaged
     else:
-        _set_copy_status(session, school_id, copy.id, CopyStatus.available)
+        if conn.dialect.name == "postgresql":
+            _sync(session, Copy, copy.id, status=CopyStatus.available)
+        else:
+            _set_copy_status(session, school_id, copy.id, CopyStatus.available)
         hold = _next_hold(session, school_id, copy.record_id, copy, today, settings, waiting)
-    return Returned(LoanRow(**values), copy, reader_name, hold)
+    return Returned(ReturnedLoan(**values), copy, reader_name, hold)
 
 
 def _first_waiting(school_id, record_id):

@@ -13,6 +13,12 @@ each worker (process) keeps them, and one number says whether they are still cur
 - A transaction reads the number once (`version`, one narrow statement): for a web request,
   when Flask-Login asks for the user (app.core.security). An entry is
   used only when it was stored under the same number; otherwise it is loaded again.
+- The desk's JSON API (app.circulation.views.desk_api) saves that statement: it takes the
+  user's entries on trust (`trust`: the number they were stored under becomes the
+  transaction's *assumed* number), and its first statement reads the real number along with
+  its own columns (`version_column`, `observe`). A different number raises `Stale` before
+  anything is written, committed or answered (`confirm` reads it when no statement did): the
+  request is then rolled back and run again from the start, the ordinary way.
 - A session that changed a watched table itself (flush or DML statement, not yet committed)
   sees its own changes: it bypasses the caches and stores nothing until its transaction ends
   (its changes may still be rolled back). Only `text()` SQL run through that same session is
@@ -21,10 +27,11 @@ each worker (process) keeps them, and one number says whether they are still cur
 Values are shared by every request of the worker: they must be immutable (tuples, frozensets,
 frozen dataclasses), never ORM objects.
 """
+import functools
 import threading
 
 from flask_appbuilder import Model
-from sqlalchemy import Column, Integer, event, select
+from sqlalchemy import Column, Integer, event, literal_column, select
 from sqlalchemy.orm import Session
 
 # Changes to these tables change a cached value (circulation policies, permissions).
@@ -40,6 +47,8 @@ WATCHED_TABLES = frozenset({
 
 _VERSION = "_config_version"  # session.info: the number read in this transaction
 _DIRTY = "_config_dirty"  # session.info: this transaction changed a watched table
+_ASSUMED = "_config_assumed"
+_URL = "_config_database"  # session.info: the URL of the session's database (entries' keys)  # session.info: the number `trust` assumed, not yet confirmed
 
 
 class ConfigVersion(Model):
@@ -54,8 +63,13 @@ class ConfigVersion(Model):
 
 def version_column():
     """The current number as a scalar subquery, to add to a query the request sends anyway."""
-    return (select(ConfigVersion.version).where(ConfigVersion.id == 1)
+    return (select(ConfigVersion.version).where(ConfigVersion.id == literal_column("1"))
             .scalar_subquery().label("config_version"))
+
+
+class Stale(Exception):
+    """Entries taken on trust (`trust`) were stored under another number than the database's:
+    the caller rolls back and runs the request again without trust."""
 
 
 def remember_version(session, number):
@@ -64,33 +78,100 @@ def remember_version(session, number):
         session.info[_VERSION] = number
 
 
+def observe(session, number):
+    """The number read by a statement of this transaction (`version_column`): it becomes the
+    transaction's number, and an assumption (`trust`) that it contradicts raises `Stale`."""
+    number = -1 if number is None else number
+    info = session.info
+    if _VERSION in info:
+        return
+    assumed = info.get(_ASSUMED)
+    if assumed is not None and number != assumed:
+        raise Stale()
+    info[_VERSION] = number
+
+
+@functools.cache
+def _version_statement():
+    return select(ConfigVersion.version).where(ConfigVersion.id == 1)
+
+
 def version(session):
-    """The number, read once per transaction (-1 if the row is missing: nothing is cached)."""
+    """The number, read once per transaction (-1 if the row is missing: nothing is cached).
+    Raises `Stale` when it is not the number assumed by `trust`."""
     number = session.info.get(_VERSION)
     if number is None:
-        number = session.execute(select(ConfigVersion.version).where(
-            ConfigVersion.id == 1)).scalar()
-        number = -1 if number is None else number
-        session.info[_VERSION] = number
+        number = session.execute(_version_statement()).scalar()
+        observe(session, number)
+        number = session.info[_VERSION]
     return number
+
+
+def _database(session, info):
+    """The session's database (its URL as a string: a URL object renders itself to hash),
+    looked up once per session."""
+    url = info.get(_URL)
+    if url is None:
+        url = info[_URL] = session.get_bind().url.render_as_string()
+    return url
+
+
+def trust(session, key):
+    """The entry of `key` without reading the number (no statement): the number it was stored
+    under becomes this transaction's assumed number, which `observe` or `confirm` must find
+    in the database before anything is committed or answered (else `Stale`). MISSING when
+    there is no entry, or the transaction already knows its number or changed a watched
+    table: then use `cached`."""
+    info = session.info
+    if info.get(_DIRTY) or _VERSION in info:
+        return MISSING
+    entry = _entries.get((_database(session, info), key))
+    if entry is None or entry[0] < 0 or info.get(_ASSUMED, entry[0]) != entry[0]:
+        return MISSING
+    info[_ASSUMED] = entry[0]
+    stats["trusted"] += 1
+    return entry[1]
+
+
+def forget_assumption(session):
+    """Drop an assumption left by a request that ended on an error (nothing was committed):
+    the next transaction of this session reads the number again."""
+    if _VERSION not in session.info:
+        session.info.pop(_ASSUMED, None)
+
+
+def confirm(session):
+    """Read the number if this transaction assumed one and no statement has read it yet
+    (raises `Stale` if it differs). Call before committing or answering."""
+    info = session.info
+    if _ASSUMED in info and _VERSION not in info:
+        version(session)
 
 
 _entries = {}  # key -> (version, value)
 _lock = threading.Lock()
-stats = {"hits": 0, "loads": 0}  # for the tests and the benchmark
+stats = {"hits": 0, "loads": 0, "trusted": 0}  # for the tests and the benchmark
+MISSING = object()
 
 
 def cached(session, key, load):
     """The value of `key` for this transaction: from the worker's cache when it was stored
     under the current version number, else `load()` (stored unless this session has changed a
     watched table, or the number is unknown)."""
-    if session.info.get(_DIRTY):
+    info = session.info
+    if info.get(_DIRTY):
         stats["loads"] += 1
         return load()
-    number = version(session)  # read before loading: a newer value under an older number
-    # is harmless, the reverse is not possible. Keyed by database too (tests, benchmarks).
-    key = (session.get_bind().url, key)
+    # Keyed by database too (tests, benchmarks).
+    key = (_database(session, info), key)
     entry = _entries.get(key)
+    # The number assumed by `trust` will be checked before anything is committed or answered.
+    known = info.get(_VERSION, info.get(_ASSUMED))
+    if entry is not None and entry[0] == known and known >= 0:
+        stats["hits"] += 1
+        return entry[1]
+    number = version(session)  # read before loading: a newer value under an older number
+    # is harmless, the reverse is not possible.
     if entry is not None and entry[0] == number and number >= 0:
         stats["hits"] += 1
         return entry[1]
@@ -142,3 +223,4 @@ def _dml(state):
 def _end(session):
     session.info.pop(_VERSION, None)
     session.info.pop(_DIRTY, None)
+    session.info.pop(_ASSUMED, None)

@@ -135,3 +135,26 @@ def compile_catalogues(translations_dir):
         with open(tmp, "wb") as fh:
             write_mo(fh, catalog, use_fuzzy=False)
         os.replace(tmp, mo)  # atomic: several workers may start at once
+
+
+@functools.cache
+def _parsed_locale(name):
+    from babel import Locale
+
+    return Locale.parse(name)
+
+
+def cache_locales(app):
+    """Flask-Babel parses the name of the request's locale (FAB's selector answers "vi" or
+    "en") on every request, with a look at Babel's data files: the selector answers the
+    parsed Locale instead, kept per name (Flask-Babel takes a Locale as it is)."""
+    state = app.extensions["babel"]
+    selector = state.locale_selector
+    if selector is None or getattr(selector, "parsed", False):
+        return
+
+    def select():
+        name = selector()
+        return None if name is None else _parsed_locale(str(name))
+    select.parsed = True
+    state.locale_selector = select

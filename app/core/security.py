@@ -7,6 +7,7 @@ import logging
 import re
 
 
+from flask import g, has_request_context
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Role
@@ -16,6 +17,10 @@ from sqlalchemy import text
 from app.core.enums import N_
 
 log = logging.getLogger(__name__)
+
+# flask.g: the user and their permissions may be taken from the worker's cache on trust
+# (app.core.cache.trust); set by app.circulation.views.desk_api around its requests.
+TRUST_CACHE = "_trust_cache"
 
 ROLE_DEPT_ADMIN = "dept_admin"
 ROLE_INSPECTOR = "dept_inspector"
@@ -290,10 +295,53 @@ class AppSecurityManager(SecurityManager):
             finally:
                 private.close()
 
-        snapshot = cache.cached(session, ("user", pk), load)
+        snapshot = cache.MISSING
+        if has_request_context() and g.get(TRUST_CACHE):
+            # The desk's JSON API: the entry on trust, checked by the request's first
+            # statement (app.core.cache.trust, app.circulation.views.desk_api).
+            snapshot = cache.trust(session, ("user", pk))
+        if snapshot is cache.MISSING:
+            snapshot = cache.cached(session, ("user", pk), load)
         if snapshot is None:
             return None
         return session.merge(snapshot, load=False)
+
+    def trusted_user_for(self, permission_name, view_name):
+        """The session's user from the worker's cache on trust (app.core.cache.trust: no
+        statement), if active and granted `permission_name` on `view_name`; else None, and
+        the caller goes the ordinary way (Flask-Login, FAB's has_access), which also answers
+        every refusal. For app.circulation.views.desk_api.
+
+        The checks are FAB's has_access for a session user: Flask-Login's session
+        protection, an active account, the permission through the user's roles and their
+        groups' roles (none of them built-in). The user returned is the cache's detached,
+        shared copy: read it only (id, username, unit, roles)."""
+        from flask import current_app, session as http_session
+        from flask_login.signals import user_accessed
+
+        from app.core import cache
+
+        if "_login_user" in g or g.get("_api_key_user"):
+            return None
+        user_id = http_session.get("_user_id")
+        if user_id is None:
+            return None
+        user_accessed.send(current_app._get_current_object())
+        if current_app.login_manager._session_protection_failed():
+            return None
+        try:
+            pk = int(user_id)
+        except (TypeError, ValueError):
+            return None
+        user = cache.trust(self.session, ("user", pk))
+        if user is cache.MISSING or user is None or not user.is_active:
+            return None
+        roles = list(user.roles) + [role for group in user.groups for role in group.roles]
+        if not roles or any(role.name in self.builtin_roles for role in roles):
+            return None
+        if (permission_name, view_name) not in self._role_permissions([r.id for r in roles]):
+            return None
+        return user
 
     def exist_permission_on_roles(self, view_name, permission_name, role_ids):
         return (permission_name, view_name) in self._role_permissions(role_ids)

@@ -88,7 +88,6 @@ def descendant_units(session, root_id, on=None):
 
 def scope_for(session, user, on=None):
     """The scope of `user` (an AppUser) at date `on` (today by default)."""
-    from app.core.security import APPROVER_ROLES, WRITER_ROLES
     from app.org.models import OrgUnit, UnitKind
 
     if user is None or not getattr(user, "is_authenticated", False) or user.unit_id is None:
@@ -98,13 +97,8 @@ def scope_for(session, user, on=None):
         return EMPTY
     if unit.kind == UnitKind.department:
         return Scope(all_schools=True)
-    role_names = {r.name for r in user.roles}
     if unit.kind == UnitKind.school:
-        ids = frozenset({unit.id})
-        writer = unit.id if role_names & WRITER_ROLES else None
-        approver = unit.id if role_names & APPROVER_ROLES else None
-        return Scope(school_ids=ids, unit_ids=ids, write_school_id=writer,
-                     approve_school_id=approver)
+        return _school_scope(unit, user)
     on = on or datetime.date.today()
     if unit.valid_to is not None and unit.valid_to < on:
         # An office that has closed (e.g. a district office on 30/06/2025) keeps read access
@@ -115,6 +109,33 @@ def scope_for(session, user, on=None):
         select(OrgUnit.id).where(ids_in(OrgUnit.id, units), OrgUnit.kind == UnitKind.school)
     ).scalars()
     return Scope(school_ids=frozenset(schools), unit_ids=frozenset(units))
+
+
+def _school_scope(unit, user):
+    from app.core.security import APPROVER_ROLES, WRITER_ROLES
+
+    role_names = {r.name for r in user.roles}
+    ids = frozenset({unit.id})
+    writer = unit.id if role_names & WRITER_ROLES else None
+    approver = unit.id if role_names & APPROVER_ROLES else None
+    return Scope(school_ids=ids, unit_ids=ids, write_school_id=writer,
+                 approve_school_id=approver)
+
+
+def school_user_scope(user):
+    """`scope_for` a user of a school, from the unit loaded with the user (the worker's cached
+    user, app.core.security.trusted_user_for: no statement); None for any other user."""
+    from app.org.models import UnitKind
+
+    unit = user.unit if user.unit_id is not None else None
+    if unit is None or unit.kind != UnitKind.school:
+        return None
+    return _school_scope(unit, user)
+
+
+def use_scope(user, scope):
+    """Make `scope` the current request's scope of `user` (see current_scope)."""
+    g._tenancy_scope = (user.id, scope)
 
 
 def current_scope():
