@@ -10,33 +10,53 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from app.core.i18n import DATETIME_FORMAT
 
 
-def table_xlsx(table):
+def _workbook():
+    """The in-memory workbook of a statistics table, its sheet and the formats both tables
+    use (Times New Roman 12, bordered cells, #,##0 numbers)."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True})
     sheet = book.add_worksheet(gettext("Statistics")[:31])
     font = {"font_name": "Times New Roman", "font_size": 12}
-    title = book.add_format({**font, "bold": True, "font_size": 14, "align": "center"})
-    plain = book.add_format(font)
-    italic = book.add_format({**font, "italic": True})
-    head = book.add_format({**font, "bold": True, "border": 1, "align": "center",
-                            "valign": "vcenter", "text_wrap": True, "bg_color": "#EEEEEE"})
-    cell = book.add_format({**font, "border": 1})
-    number = book.add_format({**font, "border": 1, "num_format": "#,##0"})
-    total_label = book.add_format({**font, "border": 1, "bold": True})
-    total = book.add_format({**font, "border": 1, "bold": True, "num_format": "#,##0"})
+    formats = {
+        "font": font,
+        "title": book.add_format({**font, "bold": True, "font_size": 14, "align": "center"}),
+        "plain": book.add_format(font),
+        "italic": book.add_format({**font, "italic": True}),
+        "head": book.add_format({**font, "bold": True, "border": 1, "align": "center",
+                                 "valign": "vcenter", "text_wrap": True,
+                                 "bg_color": "#EEEEEE"}),
+        "cell": book.add_format({**font, "border": 1}),
+        "number": book.add_format({**font, "border": 1, "num_format": "#,##0"}),
+        "total_label": book.add_format({**font, "border": 1, "bold": True}),
+        "total": book.add_format({**font, "border": 1, "bold": True, "num_format": "#,##0"}),
+    }
+    return buffer, book, sheet, formats
+
+
+def _heading(sheet, f, width, title, scope_name, when, refreshed_at):
+    """Title, scope, period (or date) and freshness; returns the next free row."""
+    sheet.merge_range(0, 0, 0, max(width - 1, 1), str(title).upper(), f["title"])
+    sheet.write(1, 0, gettext("Scope: %(name)s", name=scope_name), f["plain"])
+    sheet.write(2, 0, when, f["plain"])
+    row = 3
+    if refreshed_at is not None:
+        sheet.write(row, 0, gettext("Figures counted at %(time)s",
+                                    time=refreshed_at.strftime(DATETIME_FORMAT)), f["italic"])
+        row += 1
+    return row
+
+
+def table_xlsx(table):
+    buffer, book, sheet, f = _workbook()
+    italic, head, cell, number = f["italic"], f["head"], f["cell"], f["number"]
+    total_label, total = f["total_label"], f["total"]
 
     measures = table.measures
     columns = table.columns
     many = len(columns) > 1
     width = 1 + len(columns) * len(measures) + (len(measures) if many else 0)
-    sheet.merge_range(0, 0, 0, max(width - 1, 1), str(table.report.title).upper(), title)
-    sheet.write(1, 0, gettext("Scope: %(name)s", name=table.scope.name), plain)
-    sheet.write(2, 0, gettext("Period: %(period)s", period=table.period.label), plain)
-    row = 3
-    if table.refreshed_at is not None:
-        sheet.write(row, 0, gettext("Figures counted at %(time)s",
-                                    time=table.refreshed_at.strftime(DATETIME_FORMAT)), italic)
-        row += 1
+    row = _heading(sheet, f, width, table.report.title, table.scope.name,
+                   gettext("Period: %(period)s", period=table.period.label), table.refreshed_at)
     if table.note:
         sheet.write(row, 0, table.note, italic)
         row += 1
@@ -95,37 +115,21 @@ def standard_xlsx(table, report, definition):
     row per school with its figures, the minimums and the result; the definition below."""
     from app.core.i18n import DATE_FORMAT, local_today
 
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    sheet = book.add_worksheet(gettext("Statistics")[:31])
-    font = {"font_name": "Times New Roman", "font_size": 12}
-    title = book.add_format({**font, "bold": True, "font_size": 14, "align": "center"})
-    plain = book.add_format(font)
-    italic = book.add_format({**font, "italic": True})
+    buffer, book, sheet, f = _workbook()
+    font, head, cell, number = f["font"], f["head"], f["cell"], f["number"]
+    total_label, total = f["total_label"], f["total"]
     note = book.add_format({**font, "italic": True, "text_wrap": True, "valign": "top"})
-    head = book.add_format({**font, "bold": True, "border": 1, "align": "center",
-                            "valign": "vcenter", "text_wrap": True, "bg_color": "#EEEEEE"})
-    cell = book.add_format({**font, "border": 1})
     centre = book.add_format({**font, "border": 1, "align": "center"})
     fail = book.add_format({**font, "border": 1, "align": "center", "bold": True,
                             "font_color": "#C0392B"})
-    number = book.add_format({**font, "border": 1, "num_format": "#,##0"})
     ratio = book.add_format({**font, "border": 1, "num_format": "#,##0.00"})
-    total_label = book.add_format({**font, "border": 1, "bold": True})
-    total = book.add_format({**font, "border": 1, "bold": True, "num_format": "#,##0"})
     total_ratio = book.add_format({**font, "border": 1, "bold": True, "num_format": "#,##0.00"})
 
     lead = 2 if table.by_unit else 1
     width = lead + 12
-    sheet.merge_range(0, 0, 0, width - 1, str(report.title).upper(), title)
-    sheet.write(1, 0, gettext("Scope: %(name)s", name=table.scope.name), plain)
-    sheet.write(2, 0, gettext("State on %(date)s", date=local_today().strftime(DATE_FORMAT)),
-                plain)
-    row = 3
-    if table.refreshed_at is not None:
-        sheet.write(row, 0, gettext("Figures counted at %(time)s",
-                                    time=table.refreshed_at.strftime(DATETIME_FORMAT)), italic)
-        row += 1
+    row = _heading(sheet, f, width, report.title, table.scope.name,
+                   gettext("State on %(date)s", date=local_today().strftime(DATE_FORMAT)),
+                   table.refreshed_at)
     row += 1
     top, sub = row, row + 1
     sheet.merge_range(top, 0, sub, 0, gettext("School"), head)
