@@ -409,7 +409,7 @@ def save_results(results, kind):
     for r in results:
         path = os.path.join(RESULTS_DIR, f"{stamp}-{kind}-{r['database']['dialect']}.json")
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(r, fh, ensure_ascii=False, indent=1)
+            json.dump(r, fh, ensure_ascii=False, indent=1, default=str)
         print(f"results: {os.path.relpath(path, ROOT)}")
 
 

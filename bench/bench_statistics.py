@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from bench_catalog import StatementLog, login  # noqa: E402
 from bench_foundation import (  # noqa: E402
-    RESULTS_DIR, create_database, drop_database, normalise, server_version,
+    create_database, drop_database, normalise, save_results, server_version,
 )
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/thuvien_bench_stats"
@@ -262,13 +262,8 @@ def refresh_bench(args):
     finally:
         if not args.keep:
             drop_database(url)
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
-    path = os.path.join(RESULTS_DIR, f"{stamp}-statistics-refresh.json")
-    with open(path, "w") as fh:
-        json.dump(results, fh, indent=2, default=str)
+    save_results([results], "statistics-refresh")
     print(json.dumps(results, indent=1, default=str))
-    print(f"Written: {os.path.relpath(path, ROOT)}")
 
 
 def main():
@@ -372,11 +367,7 @@ def main():
     finally:
         if not args.keep:
             drop_database(url)
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
-    path = os.path.join(RESULTS_DIR, f"{stamp}-statistics-{results['database']['dialect']}.json")
-    with open(path, "w") as fh:
-        json.dump(results, fh, indent=2, default=str)
+    save_results([results], "statistics")
     print(json.dumps({k: v for k, v in results.items() if k != "pages"}, indent=1, default=str))
     worst = {}
     for name, figures in pages.items():
@@ -388,7 +379,6 @@ def main():
     for scope, (p95, name) in worst.items():
         target = TARGETS_MS.get(scope if scope != "ward" else "office")
         print(f"slowest {scope}: {name} p95 {p95} ms (target {target} ms)")
-    print(f"Written: {os.path.relpath(path, ROOT)}")
 
 
 if __name__ == "__main__":
