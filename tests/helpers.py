@@ -32,3 +32,22 @@ def text(resp):
 def session_csrf(client):
     """A valid CSRF token for this logged-in client (every user may open this form)."""
     return csrf_token(client, "/resetmypassword/form")
+
+
+def statements_during(fn):
+    """(fn(), the SQL statements it sent, whitespace normalised)."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    seen = []
+
+    def log(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", log)
+    try:
+        result = fn()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", log)
+    return result, seen

@@ -9,7 +9,7 @@ way, and every POST needs the session's CSRF token.
 """
 import pytest
 from itsdangerous import BadSignature, SignatureExpired
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.core import cache, signing
 from app.core.signing import VerifyingSerializer
@@ -17,23 +17,10 @@ from app.extensions import db
 from app.org.models import AppUser, OrgUnit
 from app.readers.models import Reader
 from tests import test_circulation_cache as circulation
+from tests.helpers import statements_during
 from tests.test_circulation_cache import Desk, _copy, _other_worker, _student
 
 school1, clean = circulation.school1, circulation.clean  # the fixtures
-
-
-def _statements_during(fn):
-    seen = []
-
-    def log(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", log)
-    try:
-        result = fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", log)
-    return result, seen
 
 
 @pytest.fixture
@@ -62,7 +49,7 @@ def test_a_warm_checkout_takes_the_user_on_trust(login, db_session, school1, cle
     assert desk.scan(barcodes[0], reader_id=reader_id)[1]["kind"] == "checkout"
     assert desk.scan(barcodes[0])[1]["kind"] == "return"
     trusted = cache.stats["trusted"]
-    (status, out), statements = _statements_during(
+    (status, out), statements = statements_during(
         lambda: desk.scan(barcodes[1], reader_id=reader_id))
     assert status == 200 and out["kind"] == "checkout", out
     assert cache.stats["trusted"] > trusted

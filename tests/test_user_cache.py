@@ -15,7 +15,7 @@ from app.core import cache, pool
 from app.extensions import db
 from app.org.models import AppUser, OrgUnit
 from app.readers.models import Reader
-from tests.helpers import post_form, text as page_text
+from tests.helpers import post_form, statements_during, text as page_text
 from tests.test_circulation_cache import Desk, _other_worker
 
 
@@ -62,25 +62,11 @@ def _version():
     return cache.version(db.session)
 
 
-def _statements_during(fn):
-    seen = []
-
-    def log(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", log)
-    try:
-        result = fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", log)
-    return result, seen
-
-
 def test_the_user_comes_from_the_cache(login, db_session, librarian):
     desk = TitlesDesk(login("thuvien"))
     assert desk.titles() == 200  # the cache is warm now
     hits = cache.stats["hits"]
-    status, statements = _statements_during(desk.titles)
+    status, statements = statements_during(desk.titles)
     assert status == 200
     assert cache.stats["hits"] > hits
     assert not [s for s in statements if "FROM ab_user" in s], statements
