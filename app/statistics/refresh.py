@@ -9,6 +9,7 @@ import datetime
 from sqlalchemy import Date, Integer, String, delete, insert, literal, select, text
 
 from app.core.i18n import local_today
+from app.core.tenancy import ids_in
 from app.org.models import OrgUnit, SchoolYear, UnitKind
 from app.statistics import sources
 from app.statistics.models import StatMonthly, StatRefresh, StatSnapshot
@@ -48,7 +49,7 @@ def refresh(session, school_ids=None, since=None, today=None, now=None):
     chunks = [None] if school_ids is None else [ids[i:i + 500] for i in range(0, len(ids), 500)]
     for chunk in chunks:
         def of(column):
-            return True if chunk is None else column.in_(chunk)
+            return True if chunk is None else ids_in(column, chunk)
 
         session.execute(delete(StatSnapshot).where(of(StatSnapshot.school_id)))
         session.execute(delete(StatMonthly).where(of(StatMonthly.school_id),
@@ -91,7 +92,7 @@ def refreshed_at(session, school_ids):
     """The oldest refresh time of the schools (None if one was never refreshed)."""
     query = select(StatRefresh.school_id, StatRefresh.refreshed_at)
     if school_ids is not None:
-        query = query.where(StatRefresh.school_id.in_(school_ids))
+        query = query.where(ids_in(StatRefresh.school_id, school_ids))
     times = dict(session.connection().execute(query).all())  # Core rows: 3,500 schools
     if school_ids is not None and any(sid not in times for sid in school_ids):
         return None
