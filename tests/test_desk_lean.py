@@ -1,5 +1,5 @@
-"""The desk's lean JSON API (app.circulation.views.desk_api): the user and their permissions
-on trust from the worker's cache, the cache's number read with the first statement, the
+"""The desk's lean JSON API (app.core.security.cached_access_api): the user and their
+permissions on trust from the worker's cache, the cache's number read with the first statement, the
 session cookie and CSRF token verified once per worker (app.core.signing).
 
 Every check stays as strict as FAB's has_access_api and Flask-WTF's CSRFProtect: only the

@@ -4,13 +4,10 @@ The page talks to four small JSON endpoints; each does one use case from
 app.circulation.services in one transaction and answers with a Vietnamese message. Only the
 librarian of the school uses the desk (one "desk" permission, a write).
 """
-import functools
-
-from flask import current_app, g, jsonify, request
+from flask import jsonify, request
 from flask_appbuilder import BaseView, expose
-from flask_appbuilder.security.decorators import has_access, has_access_api
+from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext, lazy_gettext as _l
-from flask_login import current_user
 from sqlalchemy import select
 
 from app.catalog.models import Record
@@ -19,52 +16,11 @@ from app.circulation import policies, services
 from app.circulation.models import Hold, HoldStatus
 from app.circulation.services import CirculationError
 from app.core import cache
-from app.core.security import TRUST_CACHE
 from app.core.i18n import format_date
-from app.core.tenancy import current_scope, school_user_scope, use_scope
+from app.core.security import cached_access_api
+from app.core.tenancy import current_scope
 from app.extensions import db
 from app.readers.models import Reader
-
-
-def desk_api(view):
-    """FAB's `has_access_api` (the "desk" permission, 401/403) for the desk's JSON API, made
-    lean: the logged-in user, their permissions and their school are taken from the worker's
-    cache on trust (AppSecurityManager.trusted_user_for, tenancy.school_user_scope): no
-    statement, no copy of the user in the request's session. The request's first statement
-    reads the cache's number along with its own columns (`cache.observe`); `_answer` reads it
-    if none did, before committing or answering. If the entries were stale (`cache.Stale`:
-    an account, role, group, unit or permission changed meanwhile), nothing is kept: the
-    request runs again from the start the ordinary way (Flask-Login, FAB's has_access), which
-    also answers every refusal. CSRF is checked before (CSRFProtect), as everywhere."""
-    guarded = has_access_api(view)
-
-    @functools.wraps(guarded)
-    def wrapper(self, *args, **kwargs):
-        setattr(g, TRUST_CACHE, True)
-        try:
-            permission = "can_" + self.method_permission_name[view.__name__]
-            user = current_app.appbuilder.sm.trusted_user_for(
-                permission, self.class_permission_name)
-            scope = school_user_scope(user) if user is not None else None
-            if scope is not None and permission in self.base_permissions:
-                # The lean way: FAB's checks done on the cached user; Flask-Login's and the
-                # tenancy's request state set from it (see trusted_user_for).
-                g._login_user = user
-                use_scope(user, scope)
-                return view(self, *args, **kwargs)
-            response = guarded(self, *args, **kwargs)
-            cache.confirm(db.session)  # a refusal (401, 403) made on trust
-            return response
-        except cache.Stale:
-            db.session.rollback()
-            for name in ("_login_user", "_tenancy_scope", TRUST_CACHE):
-                g.pop(name, None)
-            g.user = current_user  # as FAB's before_request
-            return guarded(self, *args, **kwargs)
-        finally:
-            g.pop(TRUST_CACHE, None)
-            cache.forget_assumption(db.session)
-    return wrapper
 
 
 def _school_id():
@@ -148,16 +104,16 @@ class DeskView(BaseView):
         """Run one use case in one transaction; a refusal changes nothing."""
         try:
             result = work(_school_id())
-            cache.confirm(db.session)  # see desk_api
+            cache.confirm(db.session)  # see cached_access_api
             db.session.commit()
             return jsonify(dict(ok=True, **result))
         except CirculationError as error:
-            cache.confirm(db.session)  # a refusal made on trust too (see desk_api)
+            cache.confirm(db.session)  # a refusal made on trust too (see cached_access_api)
             db.session.rollback()
             return jsonify(ok=False, message=str(error)), 409
 
     @expose("/api/reader", methods=["POST"])
-    @desk_api
+    @cached_access_api
     def api_reader(self):
         payload = request.get_json(silent=True) or {}
 
@@ -171,7 +127,7 @@ class DeskView(BaseView):
         return self._answer(work)
 
     @expose("/api/scan", methods=["POST"])
-    @desk_api
+    @cached_access_api
     def api_scan(self):
         payload = request.get_json(silent=True) or {}
         barcode = (payload.get("barcode") or "").strip()
@@ -233,7 +189,7 @@ class DeskView(BaseView):
         return self._answer(work)
 
     @expose("/api/undo", methods=["POST"])
-    @desk_api
+    @cached_access_api
     def api_undo(self):
         payload = request.get_json(silent=True) or {}
 
@@ -253,7 +209,7 @@ class DeskView(BaseView):
         return self._answer(work)
 
     @expose("/api/hold", methods=["POST"])
-    @desk_api
+    @cached_access_api
     def api_hold(self):
         payload = request.get_json(silent=True) or {}
 
@@ -278,7 +234,7 @@ class DeskView(BaseView):
         return self._answer(work)
 
     @expose("/api/titles", methods=["POST"])
-    @desk_api
+    @cached_access_api
     def api_titles(self):
         payload = request.get_json(silent=True) or {}
 

@@ -13,7 +13,7 @@ each worker (process) keeps them, and one number says whether they are still cur
 - A transaction reads the number once (`version`, one narrow statement): for a web request,
   when Flask-Login asks for the user (app.core.security). An entry is
   used only when it was stored under the same number; otherwise it is loaded again.
-- The desk's JSON API (app.circulation.views.desk_api) saves that statement: it takes the
+- The desk's JSON API (app.core.security.cached_access_api) saves that statement: it takes the
   user's entries on trust (`trust`: the number they were stored under becomes the
   transaction's *assumed* number), and its first statement reads the real number along with
   its own columns (`version_column`, `observe`). A different number raises `Stale` before

@@ -3,6 +3,7 @@
 Each registered view declares an `access_policy` (see POLICIES); `sync_roles` turns the
 policies into exactly one permission set per role. Nothing is granted by hand in the UI.
 """
+import functools
 import logging
 import re
 
@@ -19,8 +20,58 @@ from app.core.enums import N_
 log = logging.getLogger(__name__)
 
 # flask.g: the user and their permissions may be taken from the worker's cache on trust
-# (app.core.cache.trust); set by app.circulation.views.desk_api around its requests.
+# (app.core.cache.trust); set by app.core.security.cached_access_api around its requests.
 TRUST_CACHE = "_trust_cache"
+
+
+def cached_access_api(view):
+    """FAB's `has_access_api` (the view's permission, 401/403) made lean, for JSON APIs on a
+    hot path (the circulation desk's): the logged-in user, their permissions and their school
+    are taken from the worker's cache on trust (AppSecurityManager.trusted_user_for,
+    tenancy.school_user_scope): no statement, no copy of the user in the request's session.
+    The request's first statement reads the cache's number along with its own columns
+    (`cache.observe`); the view must call `cache.confirm(session)` (it reads the number if no
+    statement did) before it commits or answers a refusal, as the desk's `_answer` does. If
+    the entries were stale (`cache.Stale`: an account, role, group, unit or permission
+    changed meanwhile), nothing is kept: the request runs again from the start the ordinary
+    way (Flask-Login, FAB's has_access), which also answers every refusal. CSRF is checked before (CSRFProtect), as everywhere."""
+    from flask import current_app
+    from flask_appbuilder.security.decorators import has_access_api
+    from flask_login import current_user
+
+    from app.core import cache
+    from app.core.tenancy import school_user_scope, use_scope
+    from app.extensions import db
+
+    guarded = has_access_api(view)
+
+    @functools.wraps(guarded)
+    def wrapper(self, *args, **kwargs):
+        setattr(g, TRUST_CACHE, True)
+        try:
+            permission = "can_" + self.method_permission_name[view.__name__]
+            user = current_app.appbuilder.sm.trusted_user_for(
+                permission, self.class_permission_name)
+            scope = school_user_scope(user) if user is not None else None
+            if scope is not None and permission in self.base_permissions:
+                # The lean way: FAB's checks done on the cached user; Flask-Login's and the
+                # tenancy's request state set from it (see trusted_user_for).
+                g._login_user = user
+                use_scope(user, scope)
+                return view(self, *args, **kwargs)
+            response = guarded(self, *args, **kwargs)
+            cache.confirm(db.session)  # a refusal (401, 403) made on trust
+            return response
+        except cache.Stale:
+            db.session.rollback()
+            for name in ("_login_user", "_tenancy_scope", TRUST_CACHE):
+                g.pop(name, None)
+            g.user = current_user  # as FAB's before_request
+            return guarded(self, *args, **kwargs)
+        finally:
+            g.pop(TRUST_CACHE, None)
+            cache.forget_assumption(db.session)
+    return wrapper
 
 ROLE_DEPT_ADMIN = "dept_admin"
 ROLE_INSPECTOR = "dept_inspector"
@@ -298,7 +349,7 @@ class AppSecurityManager(SecurityManager):
         snapshot = cache.MISSING
         if has_request_context() and g.get(TRUST_CACHE):
             # The desk's JSON API: the entry on trust, checked by the request's first
-            # statement (app.core.cache.trust, app.circulation.views.desk_api).
+            # statement (app.core.cache.trust, app.core.security.cached_access_api).
             snapshot = cache.trust(session, ("user", pk))
         if snapshot is cache.MISSING:
             snapshot = cache.cached(session, ("user", pk), load)
@@ -310,7 +361,7 @@ class AppSecurityManager(SecurityManager):
         """The session's user from the worker's cache on trust (app.core.cache.trust: no
         statement), if active and granted `permission_name` on `view_name`; else None, and
         the caller goes the ordinary way (Flask-Login, FAB's has_access), which also answers
-        every refusal. For app.circulation.views.desk_api.
+        every refusal. For app.core.security.cached_access_api.
 
         The checks are FAB's has_access for a session user: Flask-Login's session
         protection, an active account, the permission through the user's roles and their
