@@ -34,7 +34,8 @@ def cached_access_api(view):
     statement did) before it commits or answers a refusal, as the desk's `_answer` does. If
     the entries were stale (`cache.Stale`: an account, role, group, unit or permission
     changed meanwhile), nothing is kept: the request runs again from the start the ordinary
-    way (Flask-Login, FAB's has_access), which also answers every refusal. CSRF is checked before (CSRFProtect), as everywhere."""
+    way (Flask-Login, FAB's has_access), which also answers every refusal. CSRF is checked
+    before (CSRFProtect), as everywhere."""
     from flask import current_app
     from flask_appbuilder.security.decorators import has_access_api
     from flask_login import current_user
