@@ -11,7 +11,7 @@ from collections import namedtuple
 from typing import NamedTuple, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, and_, bindparam, cast, func, select, text, update
+from sqlalchemy import String, and_, bindparam, cast, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -24,6 +24,7 @@ from app.circulation.models import (
 )
 from app.collection.models import Copy, CopyStatus
 from app.core import cache
+from app.core.direct import Direct
 from app.core.errors import DomainError
 from app.core.i18n import format_date, local_today
 from app.core.tenancy import guard_rows
@@ -154,17 +155,17 @@ def _desk_reader_statement():
         .join(Record, Record.id == Copy.record_id)
         .where(Loan.reader_id == Reader.id, Loan.status == LoanStatus.active)
         .correlate(Reader).scalar_subquery())
-    return select(*(getattr(Reader, name) for name in _DESK_READER_COLUMNS), types,
-                  cache.version_column()).where(
-        Reader.id == bindparam("reader_id"), Reader.school_id == bindparam("school_id"))
+    return Direct(select(*(getattr(Reader, name) for name in _DESK_READER_COLUMNS), types,
+                         cache.version_column()).where(
+        Reader.id == bindparam("reader_id"), Reader.school_id == bindparam("school_id")))
 
 
 def desk_reader(session, school_id, reader_id):
     """The school's reader `reader_id` as a DeskReader with their open loans' types, or None.
     The first statement of a checkout at the desk: the worker's cache number comes along
     (app.core.cache.observe)."""
-    row = desk_connection(session).execute(_desk_reader_statement(),
-                          {"reader_id": reader_id, "school_id": school_id}).first()
+    row = _desk_reader_statement().first(desk_connection(session),
+                                         {"reader_id": reader_id, "school_id": school_id})
     if row is None:
         return None
     cache.observe(session, row[-1])
@@ -185,19 +186,35 @@ def check_reader(reader, today):
 
 @functools.cache
 def _open_loans_statement():
-    return (select(Loan.id, Loan.loaned_at, Loan.due_on, Loan.renewals, Copy.accession_label,
-                   Copy.barcode, Record.title, Record.call_number, Record.document_type_id)
-            .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
-            .where(Loan.reader_id == bindparam("reader_id"), Loan.status == LoanStatus.active)
-            .order_by(Loan.due_on, Loan.id))
+    return Direct(
+        select(Loan.id, Loan.loaned_at, Loan.due_on, Loan.renewals, Copy.accession_label,
+               Copy.barcode, Record.title, Record.call_number, Record.document_type_id)
+        .join(Copy, Copy.id == Loan.copy_id).join(Record, Record.id == Copy.record_id)
+        .where(Loan.reader_id == bindparam("reader_id"), Loan.status == LoanStatus.active)
+        .order_by(Loan.due_on, Loan.id), named=True)
 
 
 def open_loans(session, reader_id):
     """The reader's open loans, oldest due first: rows of the loan's id, loaned_at, due_on and
     renewals, the copy's accession_label and barcode, the record's title, call_number and
     document_type_id."""
-    return desk_connection(session).execute(_open_loans_statement(),
-                                         {"reader_id": reader_id}).all()
+    return _open_loans_statement().rows(desk_connection(session), {"reader_id": reader_id})
+
+
+@functools.cache
+def _reader_holds_statement():
+    return Direct(
+        select(Hold.id, Hold.status, Hold.expires_on, Record.title)
+        .join(Record, Record.id == Hold.record_id)
+        .where(Hold.reader_id == bindparam("reader_id"),
+               or_(Hold.status == HoldStatus.waiting, Hold.status == HoldStatus.ready))
+        .order_by(Hold.placed_at), named=True)
+
+
+def reader_holds(session, reader_id):
+    """The reader's holds waiting or set aside, oldest first: rows of the hold's id, status and
+    expires_on, and the record's title."""
+    return _reader_holds_statement().rows(desk_connection(session), {"reader_id": reader_id})
 
 
 def allowance(session, reader, rules=None, loans=None):
@@ -273,12 +290,14 @@ _RETURN_LOAN_COLUMNS = tuple(getattr(Loan, key) for key in ReturnedLoan._fields[
 
 @functools.cache
 def _desk_statements():
-    """The desk's statements, built once with bound parameters: building a statement costs
-    more Python than running it (SQLAlchemy still caches their compiled form)."""
+    """The desk's statements, built once with bound parameters and run on the driver's cursor
+    (app.core.direct): building a statement, and SQLAlchemy's execution, cost more Python
+    than running it."""
     school, code = bindparam("school_id"), bindparam("code")
 
     def by_code(query):
-        return {by: query.where(Copy.school_id == school, getattr(Copy, by) == code).limit(1)
+        return {by: Direct(query.where(Copy.school_id == school,
+                                       getattr(Copy, by) == code).limit(1))
                 for by in ("barcode", "accession_label")}
 
     copies = select(*_COPY_COLUMNS).join(Record, Record.id == Copy.record_id)
@@ -287,7 +306,7 @@ def _desk_statements():
     insert = (f"INSERT INTO loan ({', '.join(c.name for c in columns)}) "
               f"VALUES ({', '.join(':' + c.key for c in columns)}) "
               "ON CONFLICT (copy_id) WHERE status = 'active' DO NOTHING")
-    return dict(
+    statements = dict(
         # checkout: the copy, its record and a hold that set it aside
         lend_copy=by_code(copies.add_columns(Hold.id, Hold.reader_id).outerjoin(
             Hold, and_(Hold.copy_id == Copy.id, Hold.status == HoldStatus.ready))),
@@ -346,6 +365,8 @@ def _desk_statements():
                     bindparam("fine", type_=Loan.__table__.c.fine.type),
                     bindparam("note", type_=Loan.__table__.c.note.type)),
     )
+    return {name: value if isinstance(value, dict) else Direct(value)
+            for name, value in statements.items()}
 
 
 def _desk_copy(session, statements, school_id, barcode):
@@ -356,9 +377,9 @@ def _desk_copy(session, statements, school_id, barcode):
         raise CirculationError(_l("Scan or type a copy barcode."))
     params = {"school_id": school_id, "code": barcode}
     conn = desk_connection(session)
-    row = conn.execute(statements["barcode"], params).first()
+    row = statements["barcode"].first(conn, params)
     if row is None:
-        row = conn.execute(statements["accession_label"], params).first()
+        row = statements["accession_label"].first(conn, params)
     if row is None:
         raise UnknownCopy(_l("No copy of this school has the barcode “%(barcode)s”."),
                           barcode=barcode)
@@ -379,8 +400,9 @@ def _sync(session, model, pk, **values):
 
 def _set_copy_status(session, school_id, copy_id, status):
     guard_rows(Copy, [school_id])
-    desk_connection(session).execute(_desk_statements()["copy_status"],
-                    {"b_id": copy_id, "b_school_id": school_id, "b_status": status})
+    _desk_statements()["copy_status"].run(
+        desk_connection(session), {"b_id": copy_id, "b_school_id": school_id,
+                                   "b_status": status})
     _sync(session, Copy, copy_id, status=status)
 
 
@@ -462,14 +484,14 @@ def lend(session, actor, school_id, reader, barcode, today=None):
     if conn.dialect.name == "postgresql":
         # The loan and the copy's status in one statement (one round trip).
         guard_rows(Copy, [school_id])
-        values["id"] = conn.execute(statements["insert_loan_and_copy"],
-                                    dict(values, on_loan=CopyStatus.on_loan)).scalar()
+        values["id"] = statements["insert_loan_and_copy"].scalar(
+            conn, dict(values, on_loan=CopyStatus.on_loan))
         if values["id"] is None:  # nothing has been written
             raise CirculationError(_l("Copy %(copy)s was just lent at another desk."),
                                    copy=label)
         _sync(session, Copy, copy.id, status=CopyStatus.on_loan)
     else:
-        values["id"] = conn.execute(statements["insert_loan"], values).scalar()
+        values["id"] = statements["insert_loan"].scalar(conn, values)
         if values["id"] is None:  # nothing has been written
             raise CirculationError(_l("Copy %(copy)s was just lent at another desk."),
                                    copy=label)
@@ -481,8 +503,8 @@ def lend(session, actor, school_id, reader, barcode, today=None):
 
 def open_loan_types(session, reader_id):
     """The document type of each of the reader's open loans (for the limits)."""
-    return desk_connection(session).execute(_desk_statements()["open_loan_types"],
-                                        {"reader_id": reader_id}).scalars().all()
+    return [row[0] for row in _desk_statements()["open_loan_types"].rows(
+        desk_connection(session), {"reader_id": reader_id})]
 
 
 def _hold_on_copy(session, copy_id):
@@ -523,13 +545,13 @@ def take_back(session, actor, school_id, barcode, today=None, damaged=False):
     keys = ("id", "school_id", "returned_at", "returned_by_id", "fine", "note")
     if not damaged and conn.dialect.name == "postgresql":
         guard_rows(Copy, [school_id])
-        closed = conn.execute(statements["close_loan_and_copy"], dict(
+        closed = statements["close_loan_and_copy"].run(conn, dict(
             {key: values[key] for key in keys}, returned=LoanStatus.returned,
             active=LoanStatus.active, available=CopyStatus.available))
     else:
-        closed = conn.execute(statements["close_loan"], {"b_" + key: values[key]
-                                                         for key in keys})
-    if closed.rowcount != 1:  # returned at another desk a moment ago
+        closed = statements["close_loan"].run(conn, {"b_" + key: values[key]
+                                                     for key in keys})
+    if closed != 1:  # returned at another desk a moment ago
         raise CirculationError(_l("Copy %(copy)s is not on loan."), copy=copy.accession_label)
     _sync(session, Loan, values["id"], **values)
     hold = None
@@ -716,17 +738,17 @@ def cancel_hold(session, actor, school_id, hold_id):
 
 @functools.cache
 def _expired_holds_statement():
-    return select(Hold.id).where(Hold.school_id == bindparam("school_id"),
-                                 Hold.status == HoldStatus.ready,
-                                 Hold.expires_on < bindparam("today"))
+    return Direct(select(Hold.id).where(Hold.school_id == bindparam("school_id"),
+                                        Hold.status == HoldStatus.ready,
+                                        Hold.expires_on < bindparam("today")))
 
 
 def expire_holds(session, school_id, today=None):
     """Close set-aside holds past their date; their copies go to the next reader waiting.
     Returns the number of holds expired."""
     today = today or local_today()
-    ids = desk_connection(session).execute(_expired_holds_statement(),
-                                 {"school_id": school_id, "today": today}).scalars().all()
+    ids = [row[0] for row in _expired_holds_statement().rows(
+        desk_connection(session), {"school_id": school_id, "today": today})]
     if not ids:  # nearly always: one narrow statement
         return 0
     expired = session.scalars(select(Hold).where(Hold.id.in_(ids)).order_by(Hold.id)).all()

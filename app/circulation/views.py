@@ -10,10 +10,9 @@ from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import select
 
-from app.catalog.models import Record
 from app.catalog.services import search_records
 from app.circulation import policies, services
-from app.circulation.models import Hold, HoldStatus
+from app.circulation.models import HoldStatus
 from app.circulation.services import CirculationError
 from app.core import cache
 from app.core.i18n import format_date
@@ -51,12 +50,7 @@ def reader_panel(session, reader, today):
     services.expire_holds(session, reader.school_id, today)
     loans = open_loans(session, reader.id)
     rules = policies.school_rules(session, reader.school_id)
-    holds = services.desk_connection(session).execute(
-        select(Hold.id, Hold.status, Hold.expires_on, Record.title)
-        .join(Record, Record.id == Hold.record_id)
-        .where(Hold.reader_id == reader.id,
-               Hold.status.in_([HoldStatus.waiting, HoldStatus.ready]))
-        .order_by(Hold.placed_at)).all()
+    holds = services.reader_holds(session, reader.id)
     warnings = []
     if reader.valid_until is not None and reader.valid_until < today:
         warnings.append(gettext("The card expired on %(date)s.",
