@@ -106,6 +106,42 @@ def test_checkout_return_and_panel(login, db_session, school1, clean_circulation
     assert db_session.get(Copy, copy.id).status == CopyStatus.available
 
 
+def test_panel_finds_the_reader_by_card_code_or_id(login, db_session, school1,
+                                                    clean_circulation):
+    """The panel's reader: by card number, barcode, student code or id, with the columns the
+    database holds; a reader card scanned into the copy box switches the reader; another
+    school's student code is not found."""
+    desk = Desk(login("thuvien"))
+    student = db_session.scalars(select(Reader).where(
+        Reader.school_id == school1.id, Reader.code.is_not(None),
+        Reader.class_name.is_not(None)).order_by(Reader.id).limit(1)).one()
+    expected = {"id": student.id, "name": student.full_name, "class": student.class_name,
+                "category": student.category.name, "card": student.card_number,
+                "code": student.code, "status": str(student.status.label),
+                "valid_until": student.valid_until.strftime("%d/%m/%Y")
+                if student.valid_until else ""}
+    for how in ({"card": student.card_number}, {"card": student.barcode},
+                {"card": f"  {student.code} "}, {"reader_id": student.id},
+                {"reader_id": str(student.id)}):
+        status, panel = desk.post("reader", **how)
+        assert status == 200 and panel["reader"] == expected, (how, panel)
+    other = _student(db_session, school1, 3)
+    status, out = desk.scan(other.barcode, reader_id=student.id)
+    assert status == 200 and out["kind"] == "reader" and out["reader"]["id"] == other.id, out
+    status, out = desk.scan(other.card_number)  # no reader selected: opens the reader
+    assert status == 200 and out["kind"] == "reader" and out["reader"]["id"] == other.id, out
+    foreign = db_session.scalar(select(Reader.code).where(
+        Reader.school_id != school1.id, Reader.code.is_not(None),
+        Reader.code.not_in(select(Reader.code).where(Reader.school_id == school1.id,
+                                                     Reader.code.is_not(None)))).limit(1))
+    assert foreign is not None  # the demo's second school has coded students
+    status, out = desk.reader(foreign)
+    assert status == 409 and foreign in out["message"], out
+    assert desk.post("reader", reader_id="abc") == (409, {
+        "ok": False, "message": "Không tìm thấy bạn đọc trong trường của bạn."})
+    assert desk.post("reader", card="  ")[0] == 409
+
+
 def test_limit_reached_changes_nothing(login, db_session, school1, clean_circulation):
     desk = Desk(login("thuvien"))
     student = _student(db_session, school1, 2)

@@ -28,7 +28,7 @@ from app.core.direct import Direct
 from app.core.errors import DomainError
 from app.core.i18n import format_date, local_today
 from app.core.tenancy import guard_rows
-from app.readers.models import Reader, ReaderStatus
+from app.readers.models import Reader, ReaderCategory, ReaderStatus
 
 # Copies in these states cannot leave the library.
 NOT_LENDABLE = {
@@ -81,6 +81,78 @@ def _reader_by_card_statement():
     return select(Reader, cache.version_column()).where(
         Reader.school_id == bindparam("school_id"),
         (Reader.barcode == card) | (Reader.card_number == card)).limit(1)
+
+
+class PanelReader(NamedTuple):
+    """A reader as the desk's panel shows them (one narrow row, category name included)."""
+
+    id: int
+    school_id: int
+    category_id: int
+    category_name: str
+    status: ReaderStatus
+    valid_until: Optional[datetime.date]
+    class_name: Optional[str]
+    family_name: str
+    given_name: str
+    card_number: Optional[str]
+    code: Optional[str]
+
+    @property
+    def full_name(self):
+        return f"{self.family_name} {self.given_name}".strip()
+
+
+@functools.cache
+def _panel_reader_statements():
+    base = (select(Reader.id, Reader.school_id, Reader.category_id, ReaderCategory.name,
+                   Reader.status, Reader.valid_until, Reader.class_name, Reader.family_name,
+                   Reader.given_name, Reader.card_number, Reader.code,
+                   cache.version_column())  # the worker's cache number comes along
+            .join(ReaderCategory, ReaderCategory.id == Reader.category_id)
+            .where(Reader.school_id == bindparam("school_id")))
+    card = bindparam("card")
+    return {"card": Direct(base.where(or_(Reader.barcode == card, Reader.card_number == card))
+                           .limit(1)),
+            "code": Direct(base.where(Reader.code == card).order_by(Reader.id).limit(1)),
+            "id": Direct(base.where(Reader.id == bindparam("reader_id")))}
+
+
+def panel_reader(session, school_id, card=None, reader_id=None, by_code=True):
+    """The school's reader with this card number or barcode (then student code, unless
+    `by_code` is false), or this id, as a PanelReader; None if there is none."""
+    statements = _panel_reader_statements()
+    conn = desk_connection(session)
+    if reader_id is not None:
+        row = statements["id"].first(conn, {"school_id": school_id, "reader_id": reader_id})
+    else:
+        params = {"school_id": school_id, "card": card}
+        row = statements["card"].first(conn, params)
+        if row is None and by_code:
+            row = statements["code"].first(conn, params)
+    if row is None:
+        return None
+    cache.observe(session, row[-1])
+    return PanelReader(*row[:-1])
+
+
+def find_panel_reader(session, school_id, card=None, reader_id=None):
+    """`panel_reader` by id (when given) or by what the scanner read, else a CirculationError
+    naming what was not found."""
+    if reader_id:
+        reader = panel_reader(session, school_id, reader_id=int(reader_id)) if str(
+            reader_id).isdigit() else None
+        if reader is None:
+            raise CirculationError(_l("Reader not found in your school."))
+        return reader
+    card = (card or "").strip()
+    if not card:
+        raise CirculationError(_l("Scan or type a reader card."))
+    reader = panel_reader(session, school_id, card)
+    if reader is None:
+        raise CirculationError(_l("No reader of this school has the card “%(card)s”."),
+                               card=card)
+    return reader
 
 
 def find_copy(session, school_id, barcode):

@@ -8,7 +8,6 @@ from flask import jsonify, request
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext, lazy_gettext as _l
-from sqlalchemy import select
 
 from app.catalog.services import search_records
 from app.circulation import policies, services
@@ -44,7 +43,8 @@ def _loan_row(loan, copy, record, today):
 
 
 def reader_panel(session, reader, today):
-    """Everything the desk shows about a reader: loans, holds, what they may still borrow."""
+    """Everything the desk shows about a reader (a services.PanelReader): loans, holds, what
+    they may still borrow."""
     from app.circulation.services import allowance, open_loans
 
     services.expire_holds(session, reader.school_id, today)
@@ -60,7 +60,7 @@ def reader_panel(session, reader, today):
         warnings.append(gettext("%(n)d item(s) overdue.", n=overdue))
     return {
         "reader": {"id": reader.id, "name": reader.full_name, "class": reader.class_name or "",
-                   "category": reader.category.name, "card": reader.card_number,
+                   "category": reader.category_name, "card": reader.card_number,
                    "code": reader.code or "", "status": str(reader.status.label),
                    "valid_until": format_date(reader.valid_until)},
         "loans": [_loan_row(loan, loan, loan, today) for loan in loans],
@@ -113,10 +113,8 @@ class DeskView(BaseView):
 
         def work(school_id):
             today = _today()
-            if payload.get("reader_id"):
-                reader = _reader_of_school(school_id, payload["reader_id"])
-            else:
-                reader = services.find_reader(db.session, school_id, payload.get("card"))
+            reader = services.find_panel_reader(db.session, school_id, payload.get("card"),
+                                                payload.get("reader_id"))
             return reader_panel(db.session, reader, today)
         return self._answer(work)
 
@@ -241,9 +239,7 @@ class DeskView(BaseView):
 
 
 def _reader_by_card(school_id, card):
-    return db.session.scalars(select(Reader).where(
-        Reader.school_id == school_id,
-        (Reader.barcode == card) | (Reader.card_number == card)).limit(1)).first()
+    return services.panel_reader(db.session, school_id, card, by_code=False)
 
 
 def _actor():
