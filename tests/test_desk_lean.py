@@ -175,6 +175,12 @@ def test_verified_values_keep_their_age_limit():
     first = serializer.loads(token)
     first["a"].append(2)
     assert serializer.loads(token) == {"a": [1]}
+    # A flat session (strings and flags) too: a key set by one request is not in the next.
+    token = serializer.dumps({"_user_id": "7", "_fresh": False})
+    first = serializer.loads(token)
+    first["csrf_token"] = "x"
+    first["_fresh"] = True
+    assert serializer.loads(token) == {"_user_id": "7", "_fresh": False}
 
 
 def test_a_move_seen_by_the_first_statement_runs_the_request_again(login, db_session, school1,

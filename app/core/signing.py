@@ -44,15 +44,30 @@ class VerifyingSerializer(URLSafeTimedSerializer):
             age = int(time.time()) - timestamp  # as itsdangerous.TimestampSigner.unsign
             if max_age is None or 0 <= age <= max_age:
                 stats["reused"] += 1
-                value = copy.deepcopy(value)  # each caller its own (a session is changed)
+                value = _own_copy(value)  # each caller its own (a session is changed)
                 return (value, _datetime(timestamp)) if return_timestamp else value
             # Too old: let itsdangerous say so.
         value, stamp = super().loads(s, max_age=max_age, return_timestamp=True, salt=salt)
         stats["verified"] += 1
         if len(self._verified) >= MAX_ENTRIES:
             self._verified.clear()
-        self._verified[key] = (copy.deepcopy(value), int(stamp.timestamp()))
+        self._verified[key] = (_own_copy(value), int(stamp.timestamp()))
         return (value, stamp) if return_timestamp else value
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _own_copy(value):
+    """A copy the caller may change. A logged-in user's session is a flat dict of strings and
+    flags, and a CSRF token a string: copied shallowly (or not at all), which is exact for
+    them and cheaper than deepcopy; anything else deeply."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict and all(type(v) in _SCALARS for v in value.values()):
+        return dict(value)
+    return copy.deepcopy(value)
 
 
 def _datetime(timestamp):
