@@ -17,46 +17,36 @@ of psycopg's 60 µs. `Direct` keeps what matters of it and drops the rest:
   invalidated as SQLAlchemy would.
 
 It runs on the SQLAlchemy connection of the caller's transaction (same transaction, same
-tenancy guard by the caller). Only for drivers with named parameters (psycopg, `pyformat`);
-other dialects (SQLite in the tests and the demo) go through `Connection.execute` with the
+tenancy guard by the caller). Only for psycopg (PostgreSQL, named `pyformat` parameters);
+other drivers (SQLite in the tests and the demo) go through `Connection.execute` with the
 same results.
 """
 import re
-import threading
 from collections import namedtuple
 
 from sqlalchemy import exc
-
-_NAMED = ("pyformat", "named")
 
 
 class Direct:
     """One statement; `rows`, `first`, `scalar` and `run` execute it on a Connection. Rows are
     tuples, or named tuples of the selected columns' keys with `named=True`."""
 
-    __slots__ = ("statement", "_plans", "_lock", "_row")
+    __slots__ = ("statement", "_plans", "_row")
 
     def __init__(self, statement, named=False):
         self.statement = statement
         self._plans = {}  # dialect name -> _Plan, or None: through Connection.execute
-        self._lock = threading.Lock()
         self._row = namedtuple("Row", [c.key for c in statement.selected_columns],
                                rename=True)._make if named else None
 
     def _plan(self, dialect):
+        # Two threads may compile the same plan at once: the same result, the last one kept.
         try:
             return self._plans[dialect.name]
         except KeyError:
-            pass
-        with self._lock:
-            plan = self._plans.get(dialect.name)
-            if plan is None and dialect.name not in self._plans:
-                plan = _Plan(self.statement, dialect) if (
-                    dialect.paramstyle in _NAMED and dialect.driver == "psycopg") else None
-                if plan is not None and not plan.usable:
-                    plan = None
-                self._plans[dialect.name] = plan
-            return plan
+            plan = _Plan(self.statement, dialect) if dialect.driver == "psycopg" else None
+            self._plans[dialect.name] = plan if plan is not None and plan.usable else None
+            return self._plans[dialect.name]
 
     def _execute(self, conn, params):
         """(rows or None, rowcount)."""
@@ -92,7 +82,6 @@ class _Plan:
 
     def __init__(self, statement, dialect):
         compiled = statement.compile(dialect=dialect)
-        self.compiled = compiled
         # Expanding (IN) parameters and literal-execute ones are rendered per execution by
         # SQLAlchemy: such statements keep the ordinary path.
         self.usable = not getattr(compiled, "post_compile_params", None) and not getattr(
