@@ -139,7 +139,21 @@ def test_panel_finds_the_reader_by_card_code_or_id(login, db_session, school1,
     assert status == 409 and foreign in out["message"], out
     assert desk.post("reader", reader_id="abc") == (409, {
         "ok": False, "message": "Không tìm thấy bạn đọc trong trường của bạn."})
-    assert desk.post("reader", card="  ")[0] == 409
+    assert desk.post("reader", card="  ") == (409, {
+        "ok": False, "message": "Hãy quét hoặc nhập thẻ bạn đọc."})
+
+
+def test_hold_for_a_reader_not_of_the_school_changes_nothing(login, db_session, school1,
+                                                             clean_circulation):
+    desk = Desk(login("thuvien"))
+    record_id = _copies(db_session, school1, "STN", 1)[0].record_id
+    foreign = db_session.scalar(select(Reader.id).where(Reader.school_id != school1.id)
+                                .limit(1))
+    before = db_session.scalar(select(func.count()).select_from(Hold))
+    for reader_id in (foreign, None, "abc"):
+        assert desk.post("hold", reader_id=reader_id, record_id=record_id) == (409, {
+            "ok": False, "message": "Không tìm thấy bạn đọc trong trường của bạn."}), reader_id
+    assert db_session.scalar(select(func.count()).select_from(Hold)) == before
 
 
 def test_limit_reached_changes_nothing(login, db_session, school1, clean_circulation):

@@ -720,8 +720,10 @@ def test_reading_room_tally(app, login, db_session, schools, clean):
     record()  # nothing to record
     record(barcode="KHONG-CO")  # unknown copy
     record(class_name="6A1", visits="10", day="01/01/2099")  # the future
+    record(barcode=copy.barcode, card="THE-LA")  # unknown reader card
     messages = flashes(librarian)
-    assert len(messages) == 3 and any("KHONG-CO" in m for m in messages)
+    assert len(messages) == 4 and any("KHONG-CO" in m for m in messages)
+    assert "Không có bạn đọc nào của trường mang thẻ “THE-LA”." in messages, messages
     uses = db_session.scalars(select(ReadingRoomUse).where(
         ReadingRoomUse.school_id == s1.id).order_by(ReadingRoomUse.id)).all()
     assert len(uses) == 3

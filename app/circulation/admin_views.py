@@ -968,7 +968,8 @@ class ReadingRoomView(BaseView):
             if raw_category.isdigit():
                 category = db.session.get(ReaderCategory, int(raw_category))
                 category_id = category.id if category else None
-            reader = services.find_reader(db.session, school_id, card) if card else None
+            reader = (services.find_panel_reader(db.session, school_id, card)
+                      if card else None)
             if barcode:
                 # One copy read by one reader (or by someone not named).
                 services.record_reading(db.session, current_user, school_id, on=day,

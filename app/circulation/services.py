@@ -54,37 +54,9 @@ def _now():
 
 # --- lookups --------------------------------------------------------------------------------
 
-def find_reader(session, school_id, card):
-    """A reader of the school by card number, barcode or student code (what the scanner reads)."""
-    card = (card or "").strip()
-    if not card:
-        raise CirculationError(_l("Scan or type a reader card."))
-    # The worker's cache number comes along (app.core.cache.observe).
-    row = session.execute(_reader_by_card_statement(),
-                          {"school_id": school_id, "card": card}).first()
-    reader = None
-    if row is not None:
-        reader, number = row
-        cache.observe(session, number)
-    if reader is None:
-        reader = session.scalars(select(Reader).where(
-            Reader.school_id == school_id, Reader.code == card).limit(2)).first()
-    if reader is None:
-        raise CirculationError(_l("No reader of this school has the card “%(card)s”."),
-                               card=card)
-    return reader
-
-
-@functools.cache
-def _reader_by_card_statement():
-    card = bindparam("card")
-    return select(Reader, cache.version_column()).where(
-        Reader.school_id == bindparam("school_id"),
-        (Reader.barcode == card) | (Reader.card_number == card)).limit(1)
-
-
 class PanelReader(NamedTuple):
-    """A reader as the desk's panel shows them (one narrow row, category name included)."""
+    """A reader as the desk shows them (one narrow row, category name included): what the
+    panel, holds and the reading room need of a reader."""
 
     id: int
     school_id: int
@@ -136,15 +108,21 @@ def panel_reader(session, school_id, card=None, reader_id=None, by_code=True):
     return PanelReader(*row[:-1])
 
 
+def panel_reader_by_id(session, school_id, reader_id):
+    """`panel_reader` of the school by id (as the desk sends it: a number, or anything else),
+    else a CirculationError."""
+    reader = panel_reader(session, school_id, reader_id=int(reader_id)) if str(
+        reader_id).isdigit() else None
+    if reader is None:
+        raise CirculationError(_l("Reader not found in your school."))
+    return reader
+
+
 def find_panel_reader(session, school_id, card=None, reader_id=None):
-    """`panel_reader` by id (when given) or by what the scanner read, else a CirculationError
-    naming what was not found."""
+    """`panel_reader` by id (when given) or by what the scanner read (card number, barcode,
+    then student code), else a CirculationError naming what was not found."""
     if reader_id:
-        reader = panel_reader(session, school_id, reader_id=int(reader_id)) if str(
-            reader_id).isdigit() else None
-        if reader is None:
-            raise CirculationError(_l("Reader not found in your school."))
-        return reader
+        return panel_reader_by_id(session, school_id, reader_id)
     card = (card or "").strip()
     if not card:
         raise CirculationError(_l("Scan or type a reader card."))

@@ -18,7 +18,6 @@ from app.core.i18n import format_date
 from app.core.security import cached_access_api
 from app.core.tenancy import current_scope
 from app.extensions import db
-from app.readers.models import Reader
 
 
 def _school_id():
@@ -26,13 +25,6 @@ def _school_id():
     if school_id is None:
         raise CirculationError(_l("Only the librarian of a school can use the desk."))
     return school_id
-
-
-def _reader_of_school(school_id, reader_id):
-    reader = db.session.get(Reader, int(reader_id)) if str(reader_id).isdigit() else None
-    if reader is None or reader.school_id != school_id:
-        raise CirculationError(_l("Reader not found in your school."))
-    return reader
 
 
 def _loan_row(loan, copy, record, today):
@@ -145,7 +137,8 @@ class DeskView(BaseView):
                                                today)
                 except CirculationError:
                     # A reader card scanned into the same box switches the reader.
-                    other = _reader_by_card(school_id, barcode)
+                    other = services.panel_reader(db.session, school_id, barcode,
+                                                  by_code=False)
                     if other is None:
                         raise
                     return {"kind": "reader", **reader_panel(db.session, other, today)}
@@ -160,7 +153,8 @@ class DeskView(BaseView):
                     db.session, actor, school_id, barcode, today, damaged=action == "damaged")
             except services.UnknownCopy:
                 # Not a copy: a reader card scanned with no reader selected opens the reader.
-                other = _reader_by_card(school_id, barcode)
+                other = services.panel_reader(db.session, school_id, barcode,
+                                              by_code=False)
                 if other is None:
                     raise
                 return {"kind": "reader", **reader_panel(db.session, other, today)}
@@ -206,7 +200,8 @@ class DeskView(BaseView):
         payload = request.get_json(silent=True) or {}
 
         def work(school_id):
-            reader = _reader_of_school(school_id, payload.get("reader_id"))
+            reader = services.panel_reader_by_id(db.session, school_id,
+                                                 payload.get("reader_id"))
             if payload.get("cancel"):
                 services.cancel_hold(db.session, _actor(), school_id,
                                      int(payload.get("hold_id") or 0))
@@ -236,10 +231,6 @@ class DeskView(BaseView):
             return {"titles": [{"id": r.id, "title": r.title, "authors": r.authors_text or "",
                                 "year": r.year or ""} for r in records]}
         return self._answer(work)
-
-
-def _reader_by_card(school_id, card):
-    return services.panel_reader(db.session, school_id, card, by_code=False)
 
 
 def _actor():
